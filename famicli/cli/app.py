@@ -1,0 +1,63 @@
+"""The ``famipose`` command: a Typer app with one module per command.
+
+Every command module keeps heavy imports (torch, matplotlib) inside its function so that
+``famipose --help`` stays fast. Library errors (:class:`famicli.errors.FamiposeError`) are turned
+into one ``Error: ...`` line on stderr and exit code 1 here, in one place.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from famicli import __version__
+from famicli.cli import eval as eval_cmd
+from famicli.cli import info as info_cmd
+from famicli.errors import FamiposeError
+
+
+class _Group(TyperGroup):
+    """Root command group: reports library errors as one line and exit code 1."""
+
+    def invoke(self, ctx):  # noqa: D102 - click API
+        try:
+            return super().invoke(ctx)
+        except FamiposeError as exc:
+            message = " ".join(str(exc).split("\n"))
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="famipose",
+    help="Train, run, evaluate, profile and inspect FAMI-Pose video pose estimation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"famipose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Train, run, evaluate, profile and inspect FAMI-Pose video pose estimation."""
+
+
+app.command("info")(info_cmd.info)
+app.command("eval")(eval_cmd.eval_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

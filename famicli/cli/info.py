@@ -1,0 +1,37 @@
+"""``famipose info``: versions, device, and the model variants with parameter counts per module."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def info(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Show library versions, the device famipose would use, and each variant's parameters."""
+    from famicli.runtime import environment_info
+
+    report = environment_info()
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    env = Table(title="famipose environment", show_header=False)
+    for key, value in report["environment"].items():
+        env.add_row(key, str(value))
+    console.print(env)
+    variants = Table(title="Model variants (parameters per module)")
+    modules = list(next(iter(report["variants"].values()))["parameters"])
+    variants.add_column("variant")
+    variants.add_column("input (H×W)")
+    for name in modules:
+        variants.add_column(name, justify="right")
+    for name, var in report["variants"].items():
+        h, w = var["input_size"]
+        variants.add_row(name, f"{h}×{w}", *(f"{var['parameters'][m]:,}" for m in modules))
+    console.print(variants)

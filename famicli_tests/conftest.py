@@ -1,0 +1,34 @@
+"""Shared fixtures: where the reference data lives, and small models built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repo with shared/ beside it; FAMIPOSE_SHARED points elsewhere if needed.
+SHARED = Path(os.environ.get("FAMIPOSE_SHARED", REPO.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under the reference-data folder, or skip the test with the reason if it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data not found at {path} (set FAMIPOSE_SHARED to the shared/ folder)")
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
