@@ -1,0 +1,120 @@
+"""Configuration as small frozen dataclasses, and the named model presets (``VARIANTS``).
+
+No torch import here: the CLI reads these to validate options before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from famicli.errors import ConfigError
+
+# COCO keypoint order used by PoseTrack18 files and by the model's 17 heatmaps.
+JOINT_NAMES = (
+    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HRNetConfig:
+    """Depth and widths of the pose-HRNet backbone."""
+
+    stem_width: int = 64  # channels of the two stride-2 stem convolutions and layer1's bottleneck planes
+    layer1_blocks: int = 4  # Bottleneck blocks in layer1 (output = 4 * stem_width channels)
+    widths: tuple[int, int, int, int] = (48, 96, 192, 384)  # branch widths of stages 2-4
+    modules: tuple[int, int, int] = (1, 4, 3)  # HighResolutionModules in stages 2, 3, 4
+    blocks: tuple[int, int, int] = (4, 4, 4)  # BasicBlocks per branch in stages 2, 3, 4
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that shapes a FAMI-Pose model; saved inside every checkpoint."""
+
+    variant: str = "w48"  # preset name this config came from (informational once built)
+    hrnet: HRNetConfig = field(default_factory=HRNetConfig)  # backbone depth and widths
+    input_size: tuple[int, int] = (384, 288)  # crop size (H, W) fed to the backbone
+    num_joints: int = 17  # heatmap channels (COCO order, see JOINT_NAMES)
+    num_support: int = 4  # supporting frames per key frame, ordered [t-2, t-1, t+1, t+2]
+    gtm_channels: int = 16  # channels inside the global transformation's regression branch
+    gtm_hidden: int = 64  # width of the two hidden Linear layers regressing the translation
+    dcn_dilation: int = 3  # dilation (= padding) of the offset/mask convs and deformable convs
+    support_fusion_blocks: int = 2  # BasicBlocks fusing the S warped supporting features
+    combine_blocks: int = 1  # BasicBlocks combining the fused support with the key feature
+    aggregation_blocks: int = 3  # BasicBlocks aggregating key and aligned support features
+    freeze_backbone_bn: bool = True  # frozen backbone keeps BN in eval mode (False: official, batch stats)
+    mi_estimator: str = "official"  # "official" (bit-compatible) or "corrected" (true KL)
+    mi_temperature: float = 0.05  # softmax temperature of the mutual-information terms
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(H, W) of heatmaps and features: the input downsampled 4x by the stem."""
+        return (self.input_size[0] // 4, self.input_size[1] // 4)
+
+    @property
+    def width(self) -> int:
+        """Channels of the highest-resolution backbone feature (48 for w48)."""
+        return self.hrnet.widths[0]
+
+    @property
+    def dcn_offset_groups(self) -> int:
+        """Offset groups of the deformable convolutions: one per 4 channels (12 for w48)."""
+        return max(1, self.width // 4)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Rebuild from :meth:`to_dict` output; unknown fields are a :class:`ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config fields: {', '.join(unknown)}")
+        data = dict(data)
+        hr = data.pop("hrnet", {})
+        hrnet = HRNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hr.items()})
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(hrnet=hrnet, **data)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the objective L = MSE + alpha * (-beta*T1 + beta*T2 + T3 - T4 + T5 - T6)."""
+
+    alpha: float = 0.5  # weight of the whole MI part (0 trains with the heatmap loss only)
+    beta: float = 0.1  # weight of the terms on the aggregated feature (T1, T2)
+
+
+VARIANTS: dict[str, ModelConfig] = {
+    # The paper's model: HRNet-W48 at 384x288, official-checkpoint compatible.
+    "w48": ModelConfig(variant="w48"),
+    # Lighter: HRNet-W32 at 256x192.
+    "w32": ModelConfig(
+        variant="w32", hrnet=HRNetConfig(widths=(32, 64, 128, 256)), input_size=(256, 192)
+    ),
+    # Tests and CPU demo: narrow HRNet, one module per stage, one block per branch, 128x96.
+    "tiny": ModelConfig(
+        variant="tiny",
+        hrnet=HRNetConfig(
+            stem_width=32, layer1_blocks=1, widths=(16, 32, 64, 128), modules=(1, 1, 1), blocks=(1, 1, 1)
+        ),
+        input_size=(128, 96),
+        gtm_channels=8,
+        gtm_hidden=32,
+        support_fusion_blocks=1,
+        aggregation_blocks=1,
+    ),
+}
+
+
+def get_variant(name: str, **overrides) -> ModelConfig:
+    """The preset ``name`` with fields replaced by ``overrides``.
+
+    Raises:
+        ConfigError: unknown variant name, with the valid choices.
+    """
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}; choose from: {', '.join(sorted(VARIANTS))}")
+    return replace(VARIANTS[name], **overrides) if overrides else VARIANTS[name]

@@ -1,0 +1,77 @@
+"""Device, dtype and seed resolution, and the environment report of ``famipose info``."""
+
+from __future__ import annotations
+
+import platform
+import random
+
+import numpy as np
+import torch
+
+from famicli import __version__
+from famicli.config import VARIANTS
+from famicli.errors import ConfigError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device if there is one, else CPU; ``cuda[:N]`` must exist.
+
+    Raises:
+        ConfigError: a CUDA device was asked for and none is available, or an unknown name.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__})")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} does not exist; {torch.cuda.device_count()} CUDA device(s) found")
+        return device
+    raise ConfigError(f"unknown device {name!r}; choose from: auto, cpu, cuda, cuda:N")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"unknown dtype {name!r}; choose from: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def environment_info() -> dict:
+    """Versions, the device famipose would pick, and parameter counts per module of each variant."""
+    import torchvision
+
+    from famicli.models.famipose import FamiPose
+
+    device = resolve_device("auto")
+    env = {
+        "famipose": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda (torch build)": torch.version.cuda or "none",
+        "cuda available": torch.cuda.is_available(),
+        "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
+        "cpu threads": torch.get_num_threads(),
+    }
+    variants = {}
+    with torch.device("meta"):  # no memory, no init cost: only shapes are needed
+        for name, cfg in VARIANTS.items():
+            groups = FamiPose(cfg).parameter_groups()
+            variants[name] = {
+                "input_size": list(cfg.input_size),
+                "heatmap_size": list(cfg.heatmap_size),
+                "parameters": {**groups, "total": sum(groups.values())},
+            }
+    return {"environment": env, "variants": variants}
