@@ -80,6 +80,25 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """How training/inference windows are cut from videos (official behaviour by default)."""
+
+    offsets: tuple[int, ...] = (-2, -1, 1, 2)  # supporting frames relative to the key frame, in model order
+    padding: str = "official"  # supporting frames past the video's ends: "official" or "clamp" (see docs/data.md)
+    aspect_ratio: float = 0.75  # crop box width / height (288 / 384)
+    box_enlarge: float = 1.25  # key-frame box enlargement before cropping
+    sigma: float = 3.0  # std of the Gaussian targets, heatmap pixels
+    scale_factor: float = 0.35  # training scale jitter: x clip(1 + f*N(0,1), 1-f, 1+f)
+    rotation_factor: float = 45.0  # training rotation: clip(f*N(0,1), -2f, 2f) degrees ...
+    rotation_prob: float = 0.6  # ... applied with this probability
+    flip_prob: float = 0.5  # horizontal flip with left/right joint swap
+    half_body_prob: float = 0.3  # probability of a half-body crop (when enough joints are visible)
+    half_body_min_joints: int = 8  # visible joints needed for a half-body crop
+    half_body_enlarge: float = 1.5  # enlargement of half-body boxes (instead of box_enlarge)
+    crop: str = "unbiased"  # affine convention of crops and decoding: "unbiased" or "official" (mismatch)
+
+
+@dataclass(frozen=True)
 class LossConfig:
     """Weights of the objective L = MSE + alpha * (-beta*T1 + beta*T2 + T3 - T4 + T5 - T6)."""
 

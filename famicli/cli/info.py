@@ -25,13 +25,12 @@ def info(
     for key, value in report["environment"].items():
         env.add_row(key, str(value))
     console.print(env)
-    variants = Table(title="Model variants (parameters per module)")
-    modules = list(next(iter(report["variants"].values()))["parameters"])
-    variants.add_column("variant")
-    variants.add_column("input (H×W)")
-    for name in modules:
-        variants.add_column(name, justify="right")
-    for name, var in report["variants"].items():
-        h, w = var["input_size"]
-        variants.add_row(name, f"{h}×{w}", *(f"{var['parameters'][m]:,}" for m in modules))
+    variants = Table(title="Model variants: parameters per module")
+    names = list(report["variants"])
+    variants.add_column("module")
+    for name in names:
+        h, w = report["variants"][name]["input_size"]
+        variants.add_column(f"{name} ({h}×{w})", justify="right")
+    for module in report["variants"][names[0]]["parameters"]:
+        variants.add_row(module, *(f"{report['variants'][n]['parameters'][module]:,}" for n in names))
     console.print(variants)

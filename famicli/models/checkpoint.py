@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -89,13 +90,20 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            first = "it contains Python objects, not only tensors (refused by weights_only loading)"
-        raise CheckpointError(f"{path}: cannot read checkpoint: {first[:200]}") from None
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: cannot read checkpoint: the file is empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, OSError, ...
+            text = str(exc)
+            if "weights_only" in text or "Unsupported global" in text:
+                reason = "it contains Python objects, not only tensors (refused by weights_only loading)"
+            else:
+                detail = text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
+                reason = f"truncated, or not written by torch.save ({detail})"
+            raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a state dict: the file holds a {type(obj).__name__}")
     return obj
