@@ -1,0 +1,392 @@
+"""Readers for PoseTrack annotation and prediction files, parsed once into numpy arrays.
+
+Two formats are read, as the official poseval reads them:
+
+* PoseTrack18: one JSON per sequence with ``images``, ``annotations`` and ``categories``
+  (keypoints as 15 or 17 ``[x, y, v]`` triples named by ``categories[0].keypoints``);
+* PoseTrack17: one JSON per sequence with an MPII-style ``annolist``.
+
+Both become a :class:`Sequence`: per-frame names and ignore regions, and one row per person
+(frame index, track id, 17 keypoints in COCO order with a presence mask, per-keypoint scores,
+head box). Problems the reader meets on the way are recorded in a
+:class:`famicli.metrics.validate.Issues` list, never printed; what cannot be parsed at all raises
+:class:`famicli.errors.InputError` naming the file, frame and field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from famicli.errors import InputError
+from famicli.metrics.validate import Issues
+
+# The 17 PoseTrack18 keypoint names in file (COCO) order; ears are never annotated nor scored.
+KEYPOINTS_17 = (
+    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+# poseval's internal order of the 15 scored joints ("neck" is head_bottom).
+JOINTS_15 = (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
+    "left_wrist", "neck", "nose", "head_top",
+)  # fmt: skip
+# For each scored joint, its column in the 17-keypoint (COCO-order) arrays.
+JOINT_COLUMNS = np.array(
+    [KEYPOINTS_17.index("head_bottom" if n == "neck" else n) for n in JOINTS_15], dtype=np.intp
+)
+MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
+MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
+# images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
+_FRAME_NAME = re.compile(r"(?:^|/)((\d+)_(?:mpii|bonn|mpiinew)(?:_[^/]*)?)/(\d+)(?:\.[^/]*)?$")
+
+
+@dataclass
+class Sequence:
+    """One sequence file: frames in file order and one row per person (sorted by frame).
+
+    Person arrays have N rows; keypoints use the 17 PoseTrack18 names in COCO order.
+    """
+
+    name: str  # file name without .json, e.g. 000342_mpii_test
+    path: str  # the file as given, for messages
+    frame_names: list[str]  # image file_name (or annolist image name) per frame
+    labeled: np.ndarray  # (F,) bool: the frame is marked labeled (or has persons)
+    n_rects: np.ndarray  # (F,) int: persons listed in the frame, with or without keypoints
+    ignore: dict[int, list[np.ndarray]]  # frame -> ignore polygons, each (V, 2)
+    frame: np.ndarray  # (N,) int: frame index of each person
+    track: np.ndarray  # (N,) int64: track id
+    kp: np.ndarray  # (N, 17, 3) float: x, y, v (v = 1 for annolist points)
+    present: np.ndarray  # (N, 17) bool: keypoint given (not x == y == v == 0)
+    scores: np.ndarray  # (N, 17) float: keypoint scores, MIN_SCORE where missing
+    has_scores: np.ndarray  # (N,) bool: the person carries keypoint scores
+    head: np.ndarray  # (N, 4) float: head box x1, y1, x2, y2 (NaN if missing)
+    bbox: np.ndarray  # (N, 4) float: person box x, y, w, h (NaN if missing)
+    person_score: np.ndarray  # (N,) float: the person's ``score`` (NaN if missing)
+    ann_index: np.ndarray  # (N,) int: position of the person in the file, for messages
+    file_format: str = "posetrack18"  # or "posetrack17"
+    sha256: str = ""  # of the file's bytes
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_names)
+
+    def where(self, row: int) -> str:
+        """``<file>: frame <name>`` prefix for messages about person ``row``."""
+        return f"{self.path}: frame {self.frame_names[self.frame[row]]}"
+
+
+def read_sequence(path: Path, role: str, issues: Issues) -> Sequence:
+    """Read one PoseTrack18 or PoseTrack17 (``annolist``) file; ``role`` is "gt" or "pred"."""
+    import hashlib
+
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object with 'images' or 'annolist'")
+    if "annolist" in data:
+        seq = _read_annolist(path, data, role, issues)
+    else:
+        seq = _read_posetrack18(path, data, role, issues)
+    seq.sha256 = hashlib.sha256(raw).hexdigest()
+    return seq
+
+
+def _need(data: dict, key: str, path: Path, kind=list):
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise InputError(f"{path}: {key}: missing or not a {kind.__name__}")
+    return value
+
+
+def _keypoint_columns(path: Path, data: dict, issues: Issues) -> np.ndarray:
+    """Column of each file keypoint in the 17-name order (-1 = not scored), from categories."""
+    cats = _need(data, "categories", path)
+    if len(cats) != 1 or not isinstance(cats[0], dict) or cats[0].get("name") != "person":
+        raise InputError(f"{path}: categories: expected exactly one category named 'person'")
+    names = cats[0].get("keypoints")
+    if not isinstance(names, list) or len(names) not in (15, 17):
+        got = len(names) if isinstance(names, list) else names
+        raise InputError(f"{path}: categories: keypoints: {got} names, expected 15 or 17")
+    unknown = [n for n in names if n not in KEYPOINTS_17]
+    if unknown:
+        issues.error(
+            f"{path}: categories: keypoints: unknown name {unknown[0]!r}; known: "
+            + ", ".join(KEYPOINTS_17),
+            downgrade="ignored, as poseval ignores names it does not know",
+        )
+    missing = [n for n in KEYPOINTS_17 if n not in names and n not in ("left_ear", "right_ear")]
+    if missing:
+        raise InputError(f"{path}: categories: keypoints: missing {', '.join(missing)}")
+    return np.array([KEYPOINTS_17.index(n) if n in KEYPOINTS_17 else -1 for n in names])
+
+
+def _video_of(name: str) -> str | None:
+    """The video id poseval derives from a frame's file name, or None if it cannot."""
+    m = _FRAME_NAME.search(name)
+    return m.group(2) if m and int(m.group(3)) < 10000 else None
+
+
+def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequence:
+    images = _need(data, "images", path)
+    anns = _need(data, "annotations", path)
+    columns = _keypoint_columns(path, data, issues)
+    n_kp = len(columns)
+    # poseval keeps only the frames of the first video folder named in the file
+    names, videos = [], []
+    for i, img in enumerate(images):
+        name = img.get("file_name") if isinstance(img, dict) else None
+        if not isinstance(name, str):
+            raise InputError(f"{path}: frame {i}: file_name: missing")
+        video = _video_of(name)
+        if video is None:
+            raise InputError(
+                f"{path}: frame {name}: file_name: expected images/<split>/NNNNNN_<mpii|bonn|"
+                "mpiinew>_<...>/<frame>.jpg with a frame number below 10000 (poseval derives "
+                "image ids from it)"
+            )
+        names.append(name)
+        videos.append(video)
+    keep = [i for i, v in enumerate(videos) if v == videos[0]]
+    if len(keep) != len(names):
+        issues.warn(
+            f"{path}: images: {len(names) - len(keep)} images from another video folder "
+            f"than {os.path.dirname(names[0])} are ignored, as poseval ignores them"
+        )
+    images = [images[i] for i in keep]
+    names = [names[i] for i in keep]
+    id2frame: dict = {}
+    for i, img in enumerate(images):
+        if img.get("id") in id2frame:
+            raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {img.get('id')!r}")
+        id2frame[img.get("id")] = i
+    frames, kps, tracks, scores, heads, boxes, pscores, index = [], [], [], [], [], [], [], []
+    orphans = 0
+    for k, ann in enumerate(anns):
+        fi = id2frame.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        if fi is None:
+            orphans += 1
+            continue
+        where = f"{path}: frame {names[fi]}: annotation {k}"
+        kp = ann.get("keypoints")
+        if not isinstance(kp, list) or len(kp) != 3 * n_kp:
+            got = len(kp) if isinstance(kp, list) else type(kp).__name__
+            raise InputError(f"{where}: keypoints: {got} values, expected {3 * n_kp} "
+                             f"({n_kp} keypoints × [x, y, v])")  # fmt: skip
+        tid = ann.get("track_id")
+        if isinstance(tid, bool) or not isinstance(tid, int):
+            raise InputError(f"{where}: track_id: {tid!r} is not an integer")
+        sc = ann.get("scores")
+        if sc and (not isinstance(sc, list) or len(sc) != n_kp):
+            got = len(sc) if isinstance(sc, list) else type(sc).__name__
+            raise InputError(f"{where}: scores: {got} values, expected {n_kp}")
+        hb = ann.get("bbox_head")
+        if role == "gt" and (not isinstance(hb, list) or len(hb) != 4):
+            raise InputError(f"{where}: bbox_head: missing or not [x, y, w, h] (the head size "
+                             "normalizes every distance)")  # fmt: skip
+        bb = ann.get("bbox")
+        frames.append(fi)
+        kps.append(kp)
+        tracks.append(tid)
+        scores.append(sc if sc else None)
+        heads.append(hb if isinstance(hb, list) and len(hb) == 4 else None)
+        boxes.append(bb if isinstance(bb, list) and len(bb) == 4 else None)
+        ps = ann.get("score")
+        pscores.append(ps if isinstance(ps, (int, float)) and not isinstance(ps, bool) else None)
+        index.append(k)
+    if orphans:
+        issues.warn(f"{path}: annotations: {orphans} annotations name an image_id that is not in "
+                    "images; ignored, as poseval ignores them")  # fmt: skip
+    n = len(frames)
+    flat = _floats(kps, n * 3 * n_kp, path, "keypoints", names, frames, index)
+    kp_file = flat.reshape(n, n_kp, 3)
+    kp17 = np.zeros((n, 17, 3))
+    cols = columns >= 0
+    kp17[:, columns[cols]] = kp_file[:, cols]
+    present = np.zeros((n, 17), dtype=bool)
+    absent = (kp_file[..., 0] == 0) & (kp_file[..., 1] == 0) & (kp_file[..., 2] == 0)
+    present[:, columns[cols]] = ~absent[:, cols]
+    has_scores = np.array([s is not None for s in scores], dtype=bool)
+    sc17 = np.full((n, 17), MIN_SCORE)
+    if has_scores.any():
+        rows = [s for s in scores if s is not None]
+        sflat = _floats(rows, len(rows) * n_kp, path, "scores", names,
+                        [f for f, s in zip(frames, scores) if s is not None],
+                        [i for i, s in zip(index, scores) if s is not None])  # fmt: skip
+        block = np.full((len(rows), 17), MIN_SCORE)
+        block[:, columns[cols]] = sflat.reshape(len(rows), n_kp)[:, cols]
+        sc17[has_scores] = block
+    head = _boxes(heads, n, path, "bbox_head", names, frames, index)
+    head[:, 2] += head[:, 0]  # x2 = x + w, y2 = y + h, as poseval converts them
+    head[:, 3] += head[:, 1]
+    bbox = _boxes(boxes, n, path, "bbox", names, frames, index)
+    labeled = np.array([bool(img.get("is_labeled", False)) for img in images], dtype=bool)
+    n_rects = np.bincount(np.asarray(frames, dtype=np.intp), minlength=len(images))
+    ignore = {}
+    for i, img in enumerate(images):
+        if "ignore_regions_x" in img and "ignore_regions_y" in img:
+            polys = _polygons(img["ignore_regions_x"], img["ignore_regions_y"], path, names[i])
+            if polys:
+                ignore[i] = polys
+    seq = _sequence(path, names, labeled | (n_rects > 0), n_rects, ignore, frames, tracks,
+                    kp17, present, sc17, has_scores, head, bbox, pscores, index)  # fmt: skip
+    return seq
+
+
+def _floats(rows, count, path, field_name, names, frames, index) -> np.ndarray:
+    """Flatten lists of numbers into one float array; name the first bad value if any."""
+    try:
+        return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=count)
+    except (TypeError, ValueError):
+        for row, fi, k in zip(rows, frames, index):
+            for j, v in enumerate(row):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise InputError(f"{path}: frame {names[fi]}: annotation {k}: {field_name}: "
+                                     f"value {j} is {v!r}, not a number") from None  # fmt: skip
+        raise
+
+
+def _boxes(rows, n, path, field_name, names, frames, index) -> np.ndarray:
+    out = np.full((n, 4), np.nan)
+    have = [i for i, r in enumerate(rows) if r is not None]
+    if have:
+        out[have] = _floats([rows[i] for i in have], 4 * len(have), path, field_name, names,
+                            [frames[i] for i in have], [index[i] for i in have]).reshape(-1, 4)
+    return out
+
+
+def _polygons(xs, ys, path, frame_name) -> list[np.ndarray]:
+    if not isinstance(xs, list) or not isinstance(ys, list):
+        raise InputError(f"{path}: frame {frame_name}: ignore_regions_x: not a list of polygons")
+    polys = []
+    for px, py in zip(xs, ys):
+        try:
+            polys.append(np.array(list(zip(px, py)), dtype=float).reshape(-1, 2))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: frame {frame_name}: ignore_regions_x: a polygon is not a "
+                             "list of numbers") from None  # fmt: skip
+    return polys
+
+
+def _sequence(path, names, labeled, n_rects, ignore, frames, tracks, kp17, present, sc17,
+              has_scores, head, bbox, pscores, index, file_format="posetrack18"):  # fmt: skip
+    frames = np.asarray(frames, dtype=np.intp)
+    order = np.argsort(frames, kind="stable")  # group persons by frame, file order within
+    pscore = np.array([np.nan if s is None else s for s in pscores], dtype=float)
+    return Sequence(
+        name=path.name[: -len(".json")] if path.name.endswith(".json") else path.name,
+        path=str(path),
+        frame_names=names,
+        labeled=np.asarray(labeled, dtype=bool),
+        n_rects=np.asarray(n_rects, dtype=np.intp),
+        ignore=ignore,
+        frame=frames[order],
+        track=np.asarray(tracks, dtype=np.int64).reshape(-1)[order],
+        kp=kp17[order],
+        present=present[order],
+        scores=sc17[order],
+        has_scores=has_scores[order],
+        head=head[order],
+        bbox=bbox[order],
+        person_score=pscore.reshape(-1)[order],
+        ann_index=np.asarray(index, dtype=np.intp).reshape(-1)[order],
+        file_format=file_format,
+    )
+
+
+def _first(value):
+    """poseval's annolist fields are one-element lists; accept a bare value too."""
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequence:
+    annolist = _need(data, "annolist", path)
+    names, n_rects, ignore = [], [], {}
+    frames, tracks, kp_rows, pres_rows, score_rows, heads, pscores, index = ([] for _ in range(8))
+    has_scores = []
+    unknown_ids = set()
+    for fi, frame in enumerate(annolist):
+        image = frame.get("image") if isinstance(frame, dict) else None
+        name = _first(image).get("name") if image and isinstance(_first(image), dict) else None
+        if not isinstance(name, str):
+            raise InputError(f"{path}: frame {fi}: image: missing image name")
+        names.append(name)
+        rects = frame.get("annorect") or []
+        n_rects.append(len(rects))
+        regions = frame.get("ignore_regions") or []
+        polys = []
+        for region in regions:
+            pts = region.get("point", []) if isinstance(region, dict) else []
+            polys.append(np.array([[_first(p["x"]), _first(p["y"])] for p in pts], dtype=float)
+                         .reshape(-1, 2))  # fmt: skip
+        if polys:
+            ignore[fi] = polys
+        for k, rect in enumerate(rects):
+            where = f"{path}: frame {name}: annorect {k}"
+            ap = rect.get("annopoints") if isinstance(rect, dict) else None
+            if not (isinstance(ap, list) and ap and isinstance(ap[0], dict) and "point" in ap[0]):
+                continue  # poseval drops rects without annopoints
+            tid = _first(rect.get("track_id"))
+            if isinstance(tid, bool) or not isinstance(tid, int):
+                raise InputError(f"{where}: track_id: {tid!r} is not an integer")
+            kp = np.zeros((17, 3))
+            pres = np.zeros(17, dtype=bool)
+            sc = np.full(17, MIN_SCORE)
+            scored = False
+            for p in ap[0]["point"] or []:
+                pid = _first(p.get("id"))
+                if not isinstance(pid, int) or not 0 <= pid < 15:
+                    unknown_ids.add(repr(pid))
+                    continue
+                col = JOINT_COLUMNS[pid]
+                if pres[col]:
+                    continue  # poseval uses the first point with an id
+                try:
+                    kp[col] = (float(_first(p["x"])), float(_first(p["y"])), 1.0)
+                except (KeyError, TypeError, ValueError):
+                    raise InputError(f"{where}: point {pid}: x/y: not a number") from None
+                pres[col] = True
+                if "score" in p:
+                    sc[col] = float(_first(p["score"]))
+                    scored = True
+            box = [_first(rect.get(c)) for c in ("x1", "y1", "x2", "y2")]
+            if role == "gt" and not all(isinstance(v, (int, float)) for v in box):
+                raise InputError(f"{where}: x1/y1/x2/y2: head box missing (the head size "
+                                 "normalizes every distance)")  # fmt: skip
+            frames.append(fi)
+            tracks.append(tid)
+            kp_rows.append(kp)
+            pres_rows.append(pres)
+            score_rows.append(sc)
+            has_scores.append(scored)
+            heads.append([float(v) if isinstance(v, (int, float)) else np.nan for v in box])
+            ps = _first(rect.get("score"))
+            pscores.append(ps if isinstance(ps, (int, float)) else None)
+            index.append(k)
+    if unknown_ids:
+        issues.error(
+            f"{path}: annopoints: point: unknown keypoint id {sorted(unknown_ids)[0]}; "
+            "known: 0-14 (poseval's joint order)",
+            downgrade="ignored, as poseval ignores ids it does not score",
+        )
+    n = len(frames)
+    n_rects_arr = np.asarray(n_rects, dtype=np.intp)
+    labeled = np.array([bool(_first(f.get("is_labeled", [0]))) for f in annolist], dtype=bool)
+    return _sequence(path, names, labeled | (n_rects_arr > 0), n_rects_arr, ignore, frames,
+                     tracks, np.array(kp_rows).reshape(n, 17, 3),
+                     np.array(pres_rows, dtype=bool).reshape(n, 17),
+                     np.array(score_rows).reshape(n, 17), np.array(has_scores, dtype=bool),
+                     np.array(heads, dtype=float).reshape(n, 4), np.full((n, 4), np.nan),
+                     pscores, index, file_format="posetrack17")  # fmt: skip
