@@ -14,6 +14,7 @@ _API = {
     "load_model": "famicli.models.checkpoint",
     "save_checkpoint": "famicli.models.checkpoint",
     "evaluate": "famicli.metrics.evaluate",
+    "profile_model": "famicli.profiling",
 }
 
 __all__ = ["__version__", *_API]

@@ -65,7 +65,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, tiny, clip):
     assert loaded.checkpoint_info["format"] == "famipose"
     raw = torch.load(path, weights_only=True)
     assert raw["famipose_version"] == famicli.__version__ and raw["epoch"] == 3 and len(raw["sha256"]) == 64
-    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.pt"]  # the atomic write left no temp file
 
 
 def test_official_key_table_is_complete(tiny):

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from famicli import __version__
 from famicli.cli import eval as eval_cmd
 from famicli.cli import info as info_cmd
+from famicli.cli import profile as profile_cmd
 from famicli.errors import FamiposeError
 
 
@@ -56,6 +57,7 @@ def _root(
 
 app.command("info")(info_cmd.info)
 app.command("eval")(eval_cmd.eval_command)
+app.command("profile")(profile_cmd.profile_command)
 
 
 def main() -> None:

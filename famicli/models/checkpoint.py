@@ -23,6 +23,7 @@ import torch
 from famicli import __version__
 from famicli.config import VARIANTS, HRNetConfig, ModelConfig, get_variant
 from famicli.errors import CheckpointError, ConfigError
+from famicli.io import atomic_path
 from famicli.models.famipose import FamiPose
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,8 @@ def save_checkpoint(model: FamiPose, path: str | Path, **extra) -> Path:
         "sha256": state_dict_sha256(state),
         **extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 
@@ -135,12 +134,12 @@ def load_model(
         if any(k.startswith(p) for k in state for p in ("feat_global_offset_layers.", "agg_final_layer.")):
             cfg = _resolve(variant) or infer_config(state, path)
             model, kind = FamiPose(cfg), "official"
-            _load_strict(model, to_famipose_keys(state), path)
+            load_strict(model, to_famipose_keys(state), path)
         else:
             backbone = _backbone_state(state, path)
             cfg = _resolve(variant) or infer_config({f"hrnet.{k}": v for k, v in backbone.items()}, path)
             model, kind = FamiPose(cfg), "hrnet"
-            _load_strict(model.backbone, backbone, path, what="backbone")
+            load_strict(model.backbone, backbone, path, what="backbone")
             log.warning("%s: pose-HRNet checkpoint: only the backbone was initialized", path)
     model.checkpoint_info = {
         "path": str(path),
@@ -172,7 +171,7 @@ def _load_famipose(path: Path, obj: dict, variant) -> FamiPose:
     if wanted is not None and wanted != cfg:
         raise CheckpointError(f"{path}: checkpoint is variant {cfg.variant!r}, not {wanted.variant!r}")
     model = FamiPose(cfg)
-    _load_strict(model, state, path)
+    load_strict(model, state, path)
     return model
 
 
@@ -272,7 +271,7 @@ def infer_config(state: dict[str, torch.Tensor], path: str | Path = "checkpoint"
     return get_variant(base.variant, **fields)
 
 
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str = "model") -> None:
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, what: str = "model") -> None:
     """``load_state_dict(strict=True)`` with every problem named in one :class:`CheckpointError`."""
     own = module.state_dict()
     missing = sorted(set(own) - set(state))

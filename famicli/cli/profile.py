@@ -1,0 +1,118 @@
+"""``famipose profile``: FLOPs (deformable convolutions counted), parameters, latency, memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+QUANTILES = ("p50", "p95", "p99", "mean")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers such as 1,4,16, got {text!r}") from None
+
+
+def profile_command(
+    variant: str = typer.Option(None, "--variant", help="w48 (default), w32, tiny; with --weights: the checkpoint's."),
+    weights: Path = typer.Option(None, "--weights", help="Checkpoint to time (FLOPs do not depend on it).",
+                                 exists=True, dir_okay=False),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    gpu: bool = typer.Option(False, "--gpu", help="Same as --device cuda: exit 1 when CUDA is not available."),
+    batch: str = typer.Option("1", "--batch", help="Key frames per forward, comma-separated: 1,4,16."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16, fp16, comma-separated (bf16/fp16: autocast)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the models before timing."),
+    warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed forwards per model, batch and dtype."),
+    iters: int = typer.Option(10, "--iters", min=0, help="Timed forwards per model, batch and dtype; 0: FLOPs only."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    csv: Path = typer.Option(None, "--csv", help="Also write one CSV row per model, batch and dtype.", dir_okay=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:  # fmt: skip
+    """FLOPs (deformable convs counted), params, latency, throughput and memory of FAMI-Pose.
+
+    Per module and per key frame (= per person), next to the single-frame backbone and the
+    machine's measured matmul peak, all in one run. See docs/profile.md."""
+    if gpu:
+        if device not in ("auto", "cuda") and not device.startswith("cuda:"):
+            raise typer.BadParameter(f"--gpu conflicts with --device {device}")
+        device = "cuda" if device == "auto" else device
+    from famicli import profile_model
+    from famicli.cli.common import progress_bar
+    from famicli.profiling import ProfileConfig
+
+    cfg = ProfileConfig(variant=variant, weights=None if weights is None else str(weights), device=device,
+                        batch_sizes=_ints(batch), dtypes=tuple(d.strip() for d in dtype.split(",")),
+                        channels_last=channels_last, compile=compile_, warmup=warmup, iters=iters)  # fmt: skip
+    with progress_bar("profiling", quiet) as update:
+        result = profile_model(cfg, progress=lambda done, total, desc: update(done, total, description=desc))
+    if csv is not None:
+        _write_csv(csv, result.rows())
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _render(result.to_dict())
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import csv as csv_module
+
+    from famicli.io import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv_module.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _render(report: dict) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    flops, params = report["flops"], report["params"]
+    h, w = report["model"]["config"]["input_size"]
+    t = Table(title=f"FAMI-Pose {report['model']['variant']} ({h}×{w}): cost per key frame", box=box.SIMPLE_HEAVY,
+              caption="GFLOPs = 2 × GMACs; batch norm, ReLU, adds not counted (as in published figures)")  # fmt: skip
+    for col in ("module", "params", "GMACs", "GFLOPs", "share"):
+        t.add_column(col, justify="left" if col == "module" else "right")
+    crops = flops["backbone_per_crop"]["crops_per_key_frame"]
+    for name, f in flops["modules"].items():
+        label = f"{name} (×{crops} crops)" if name == "backbone" else name
+        t.add_row(label, f"{params.get(name, 0):,}", f"{f['gmacs']:.3f}", f"{f['gflops']:.3f}", f"{f['share']:.1%}")
+    d = flops["deformable"]
+    t.add_row(f"  of which {len(d['layers'])} deformable convs", "", f"{d['gmacs']:.3f}", f"{d['gflops']:.3f}",
+              f"{d['flops'] / flops['per_key_frame']['flops']:.1%}", style="dim")  # fmt: skip
+    tot, crop = flops["per_key_frame"], flops["backbone_per_crop"]
+    t.add_row("total", f"{params['total']:,}", f"{tot['gmacs']:.3f}", f"{tot['gflops']:.3f}", "100%", style="bold")
+    t.add_row("baseline: backbone, 1 crop", f"{params['backbone_baseline']:,}", f"{crop['gmacs']:.3f}",
+              f"{crop['gflops']:.3f}", "")  # fmt: skip
+    console.print(t)
+    if report["latency"]:
+        lat = Table(title=f"Latency, ms per key frame (= per person), {report['device']['name']}",
+                    box=box.SIMPLE_HEAVY, pad_edge=False, collapse_padding=True)  # fmt: skip
+        for col in ("B", "dtype", "model", "p50", "p95", "p99", "mean", "kf/s", "GFLOP/s", "%peak", "MB"):
+            lat.add_column(col, justify="left" if col in ("dtype", "model") else "right")
+        for e in report["latency"]:
+            for m in ("famipose", "backbone"):
+                if m in e:
+                    x, ms = e[m], e[m]["per_key_frame_ms"]
+                    lat.add_row(str(e["batch"]), e["dtype"], m, *(f"{ms[q]:.1f}" for q in QUANTILES),
+                                f"{x['key_frames_per_s']:.1f}", f"{x['achieved_gflop_s']:.0f}",
+                                f"{x['fraction_of_peak']:.0%}", f"{x['peak_memory_mb']:.0f}")  # fmt: skip
+        console.print(lat)
+        console.print("kf/s: key frames per second; GFLOP/s: counted FLOPs / mean latency; %peak: of the "
+                      "matmul peak below; MB: " + report["device"]["memory_kind"], style="dim")  # fmt: skip
+        for name, p in report["matmul_peak"].items():
+            console.print(f"matmul peak {name}: {p['peak_gflop_s']:.0f} GFLOP/s (torch.mm {p['mm_gflop_s']:.0f}, "
+                          f"1×1 conv {p['conv1x1_gflop_s']:.0f}; n = {p['n']})", style="dim")  # fmt: skip
+    unc = flops["uncounted"]
+    if unc:
+        est = sum(u["estimated_flops"] or 0 for u in unc.values()) / 1e9
+        console.print(f"not counted: {', '.join(unc)} (elementwise ≈ {est:.2f} GFLOPs)", style="dim")
