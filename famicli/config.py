@@ -95,7 +95,7 @@ class DataConfig:
     half_body_prob: float = 0.3  # probability of a half-body crop (when enough joints are visible)
     half_body_min_joints: int = 8  # visible joints needed for a half-body crop
     half_body_enlarge: float = 1.5  # enlargement of half-body boxes (instead of box_enlarge)
-    crop: str = "unbiased"  # affine convention of crops and decoding: "unbiased" or "official" (mismatch)
+    crop: str = "unbiased"  # affine convention of crops and decoding: "unbiased", "standard" or "official"
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,31 @@ class LossConfig:
 
     alpha: float = 0.5  # weight of the whole MI part (0 trains with the heatmap loss only)
     beta: float = 0.1  # weight of the terms on the aggregated feature (T1, T2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule and run options of ``famipose train``."""
+
+    epochs: int = 21  # total epochs
+    batch_size: int = 48  # global batch (split evenly across torchrun processes)
+    lr: float = 1e-3  # Adam learning rate
+    lr_steps: tuple[int, ...] = (8, 12, 16)  # epochs at which the LR is multiplied by lr_factor
+    lr_factor: float = 0.1  # MultiStepLR gamma
+    freeze_backbone: bool = True  # no gradient to the HRNet (needs --backbone weights)
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    amp: bool = True  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
+    workers: int = 2  # DataLoader worker processes per rank
+    seed: int = 0  # seeds data order, augmentation and initialisation
+    validate: bool = True  # PoseTrack AP on the val split after every epoch (when it exists)
+
+
+# The official recipe for the paper's model, and a from-scratch schedule for the CPU-sized variant.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "w48": TrainConfig(),
+    "w32": TrainConfig(),
+    "tiny": TrainConfig(epochs=3, batch_size=16, lr_steps=(2,), freeze_backbone=False),
+}
 
 
 VARIANTS: dict[str, ModelConfig] = {
@@ -137,3 +162,24 @@ def get_variant(name: str, **overrides) -> ModelConfig:
     if name not in VARIANTS:
         raise ConfigError(f"unknown variant {name!r}; choose from: {', '.join(sorted(VARIANTS))}")
     return replace(VARIANTS[name], **overrides) if overrides else VARIANTS[name]
+
+
+def train_configs(
+    variant: str,
+    *,
+    mi_estimator: str = "official",
+    alpha: float = 0.5,
+    beta: float = 0.1,
+    sigma: float | None = None,
+    **train_overrides,
+) -> tuple[ModelConfig, DataConfig, LossConfig, TrainConfig]:
+    """The configuration of a training run: the variant's presets with the given overrides.
+
+    ``None`` overrides keep the preset. The default target sigma is 3 heatmap pixels at the paper's
+    96x72 heatmaps, scaled with the heatmap width (2 at 64x48, 1 at 32x24).
+    """
+    model = get_variant(variant, mi_estimator=mi_estimator)
+    if sigma is None:
+        sigma = 3.0 * model.heatmap_size[1] / 72
+    train = replace(TRAIN_PRESETS[variant], **{k: v for k, v in train_overrides.items() if v is not None})
+    return model, DataConfig(sigma=sigma), LossConfig(alpha=alpha, beta=beta), train

@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from famicli import __version__
+from famicli.cli import data as data_cmd
 from famicli.cli import eval as eval_cmd
 from famicli.cli import info as info_cmd
 from famicli.cli import profile as profile_cmd
@@ -58,6 +59,7 @@ def _root(
 app.command("info")(info_cmd.info)
 app.command("eval")(eval_cmd.eval_command)
 app.command("profile")(profile_cmd.profile_command)
+app.add_typer(data_cmd.app, name="data", help="Generate SynthTrack or validate a PoseTrack-format dataset.")
 
 
 def main() -> None:

@@ -1,0 +1,115 @@
+"""``famipose data synth`` / ``famipose data check``: write a SynthTrack dataset, validate a dataset folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from famicli.cli.common import progress_bar
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _size(value: str) -> str:
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise typer.BadParameter(f"{value!r} is not WIDTHxHEIGHT (e.g. 320x240)")
+    return value
+
+
+@app.command("synth")
+def synth_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Destination folder (created; see --overwrite)."),
+    videos: int = typer.Option(20, "--videos", help="Videos in all (train + val)."),
+    frames: int = typer.Option(40, "--frames", help="Frames per video."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives identical files."),
+    size: str = typer.Option("320x240", "--size", callback=_size, help="Frame size WIDTHxHEIGHT."),
+    val_videos: int = typer.Option(None, "--val-videos", help="Videos in the val split (default: a quarter)."),
+    val_every: int = typer.Option(4, "--val-every", help="Val labels every N-th frame (train labels all)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing SynthTrack folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Generate SynthTrack: rendered people in the PoseTrack18 layout, with tracks, occluders, blur."""
+    from famicli.data.synth import SynthConfig, generate
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    cfg = SynthConfig(videos=videos, frames=frames, size=(w, h), seed=seed, val_videos=val_videos,
+                      val_label_every=val_every)  # fmt: skip
+    with progress_bar("synth", quiet) as update:
+        summary = generate(out, cfg, overwrite=overwrite, progress=lambda done, total: update(done, total))
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    rows = [("folder", summary["out"]),
+            ("videos", f"{summary['videos']['train']} train, {summary['videos']['val']} val"),
+            ("frames", f"{summary['frames']} ({summary['labeled_frames']} labeled, {w}x{h})"),
+            ("persons", f"{summary['persons']} annotations, {summary['tracks']} tracks"),
+            ("occluded / blurred / shaken frames",
+             f"{summary['occluded_frames']} / {summary['blurred_frames']} / {summary['shake_frames']}"),
+            ("seconds", f"{summary['seconds']:.1f}")]  # fmt: skip
+    _table("SynthTrack", rows)
+
+
+@app.command("check")
+def check_command(
+    root: Path = typer.Option(..., "--root", help="Dataset folder (annotations/<split>/*.json + images)."),
+    split: list[str] = typer.Option(None, "--split", help="Split to check (repeatable; default: all)."),
+    decode: bool = typer.Option(False, "--decode", help="Decode every frame (slow) instead of opening headers."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Validate a PoseTrack-format dataset: layout, frame naming, ids, tracks, images. Exit 1 on errors."""
+    from famicli.data.check import check_dataset
+    from famicli.errors import InputError
+
+    with progress_bar("check", quiet) as update:
+        report = check_dataset(root, split or None, decode=decode, progress=lambda d, t: update(d, t))
+    if json_out:
+        typer.echo(json.dumps(report))
+    else:
+        _render_check(report)
+    if not report["ok"]:
+        first = next(i["message"] for i in report["issues"] if i["level"] == "error")
+        raise InputError(f"{root}: {report['errors']} error(s) in the dataset; first: {first}")
+
+
+def _render_check(report: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Dataset {escape(report['root'])}")
+    splits = list(report["splits"])
+    table.add_column("")
+    for s in splits:
+        table.add_column(s, justify="right")
+    for key in ("format", "sequences", "frames", "labeled_frames", "persons", "tracks",
+                "frames_with_ignore_regions", "image_sizes", "never_annotated_joints"):  # fmt: skip
+        cells = []
+        for s in splits:
+            v = report["splits"][s][key]
+            cells.append(", ".join(f"{k} ({n})" for k, n in v.items()) if isinstance(v, dict)
+                         else ", ".join(v) or "-" if isinstance(v, list) else str(v))  # fmt: skip
+        table.add_row(key.replace("_", " "), *cells)
+    console.print(table)
+    err = Console(stderr=True)
+    for issue in report["issues"]:
+        style = "red" if issue["level"] == "error" else "yellow"
+        err.print(f"[{style}]{issue['level']}[/{style}]: {escape(issue['message'])}", markup=True, highlight=False)
+    if report.get("synthtrack"):
+        console.print(f"SynthTrack set (seed {report['synthtrack']['config']['seed']}), complete.")
+    console.print(f"{report['errors']} errors, {report['warnings']} warnings")
+
+
+def _table(title: str, rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for k, v in rows:
+        table.add_row(k, str(v))
+    Console().print(table)
