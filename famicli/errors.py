@@ -15,3 +15,7 @@ class CheckpointError(FamiposeError):
 
 class InputError(FamiposeError):
     """A malformed input file (JSON, video, dataset folder)."""
+
+
+class TrainingError(FamiposeError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""

@@ -15,6 +15,7 @@ from famicli.cli import data as data_cmd
 from famicli.cli import eval as eval_cmd
 from famicli.cli import info as info_cmd
 from famicli.cli import profile as profile_cmd
+from famicli.cli import train as train_cmd
 from famicli.errors import FamiposeError
 
 
@@ -59,6 +60,7 @@ def _root(
 app.command("info")(info_cmd.info)
 app.command("eval")(eval_cmd.eval_command)
 app.command("profile")(profile_cmd.profile_command)
+app.command("train")(train_cmd.train_command)
 app.add_typer(data_cmd.app, name="data", help="Generate SynthTrack or validate a PoseTrack-format dataset.")
 
 

@@ -227,8 +227,11 @@ class PoseTrackDataset:
                        mirrored image when flipped], rotation () degrees, flipped () bool,
                        joints (K, 3) the annotated (x, y, v) in original image coordinates
 
-    Augmentation (``train=True``) draws from a numpy Generator seeded from torch's RNG, so
-    ``torch.manual_seed`` (and DataLoader worker seeding) makes it reproducible.
+    Augmentation (``train=True``) draws from a numpy Generator seeded with ``(seed, epoch, index)``
+    when ``seed`` is given (see :meth:`set_epoch`), so a sample's augmentation does not depend on
+    which process or worker loads it, nor on the order: one process and ``torchrun`` see the same
+    samples, and a resumed run the same as an uninterrupted one. Without ``seed`` it is seeded from
+    torch's RNG (reproducible under ``torch.manual_seed`` and DataLoader worker seeding).
 
     Args:
         root: dataset folder (``annotations/<split>/*.json`` and the frames).
@@ -237,13 +240,15 @@ class PoseTrackDataset:
         input_size, heatmap_size: (H, W) of crops and of targets.
         train: apply the random augmentation.
         num_joints: 17 (COCO order).
+        seed: seeds the augmentation per (seed, epoch, index); None draws from torch's RNG.
 
     Raises:
         InputError: bad layout, empty split, unreadable annotations, no labeled person.
     """
 
     def __init__(self, root, split: str, data_cfg: DataConfig, input_size: tuple[int, int],
-                 heatmap_size: tuple[int, int], train: bool, num_joints: int = 17):  # fmt: skip
+                 heatmap_size: tuple[int, int], train: bool, num_joints: int = 17,
+                 seed: int | None = None):  # fmt: skip
         from famicli.data.transforms import CROP_CONVENTIONS
         from famicli.data.windows import PADDINGS
 
@@ -255,6 +260,7 @@ class PoseTrackDataset:
             raise ConfigError(f"unknown crop convention {data_cfg.crop!r}; choose from: {', '.join(CROP_CONVENTIONS)}")
         self.root, self.split, self.cfg, self.train = Path(root), split, data_cfg, train
         self.input_size, self.heatmap_size = tuple(input_size), tuple(heatmap_size)
+        self.seed, self.epoch = seed, 0
         self.videos = [read_sequence(p, root) for p in sequence_files(root, split)]
         # persons on labeled frames with a box; as officially, skip those whose keypoints are all zero
         self.items = [(vi, pi) for vi, v in enumerate(self.videos) for pi, p in enumerate(v.persons)
@@ -262,6 +268,10 @@ class PoseTrackDataset:
         if not self.items:
             raise InputError(f"{self.root / 'annotations' / split}: no labeled person in {len(self.videos)} sequences")
         log.info("%s/%s: %d sequences, %d person samples", root, split, len(self.videos), len(self.items))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentation draws (with ``seed``); call before iterating."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -284,7 +294,10 @@ class PoseTrackDataset:
         center, scale = T.box_to_center_scale(box, cfg.aspect_ratio, cfg.box_enlarge)
         rng = None
         if self.train:
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+            if self.seed is None:
+                rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+            else:
+                rng = np.random.default_rng((self.seed, self.epoch, index))
         wt = T.draw_window_transform(rng, joints, center, scale, width, cfg)
         to_input = T.input_matrix(wt.center, wt.scale, wt.rotation, self.input_size, cfg.crop)
         to_heatmap = T.heatmap_matrix(wt.center, wt.scale, wt.rotation, self.input_size, self.heatmap_size, cfg.crop)
