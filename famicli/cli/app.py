@@ -16,6 +16,7 @@ from famicli.cli import eval as eval_cmd
 from famicli.cli import info as info_cmd
 from famicli.cli import profile as profile_cmd
 from famicli.cli import train as train_cmd
+from famicli.cli import viz as viz_cmd
 from famicli.errors import FamiposeError
 
 
@@ -62,6 +63,7 @@ app.command("eval")(eval_cmd.eval_command)
 app.command("profile")(profile_cmd.profile_command)
 app.command("train")(train_cmd.train_command)
 app.add_typer(data_cmd.app, name="data", help="Generate SynthTrack or validate a PoseTrack-format dataset.")
+app.add_typer(viz_cmd.app, name="viz", help="Figures: alignment offsets, MI terms per joint, heatmaps.")
 
 
 def main() -> None:
