@@ -15,6 +15,7 @@ _API = {
     "save_checkpoint": "famicli.models.checkpoint",
     "evaluate": "famicli.metrics.evaluate",
     "profile_model": "famicli.profiling",
+    "predict_video": "famicli.inference.predictor",
 }
 
 __all__ = ["__version__", *_API]

@@ -14,6 +14,7 @@ from famicli import __version__
 from famicli.cli import data as data_cmd
 from famicli.cli import eval as eval_cmd
 from famicli.cli import info as info_cmd
+from famicli.cli import predict as predict_cmd
 from famicli.cli import profile as profile_cmd
 from famicli.cli import train as train_cmd
 from famicli.cli import viz as viz_cmd
@@ -59,6 +60,7 @@ def _root(
 
 
 app.command("info")(info_cmd.info)
+app.command("predict")(predict_cmd.predict_command)
 app.command("eval")(eval_cmd.eval_command)
 app.command("profile")(profile_cmd.profile_command)
 app.command("train")(train_cmd.train_command)

@@ -17,6 +17,7 @@ class Dataset(str, Enum):
     posetrack18 = "posetrack18"
     posetrack17 = "posetrack17"
     jhmdb = "jhmdb"
+    synthtrack = "synthtrack"  # a SynthTrack folder, scored as PoseTrack18
 
 
 class Tracker(str, Enum):
@@ -31,7 +32,7 @@ class Order(str, Enum):
 
 def eval_command(
     dataset: Dataset = typer.Option(Dataset.posetrack18, "--dataset", help="Benchmark and rules."),
-    pred: Path = typer.Option(..., "--pred", help="Prediction folder (one JSON per sequence)."),
+    pred: Path | None = typer.Option(None, "--pred", help="Prediction folder (one JSON per sequence)."),
     gt: Path | None = typer.Option(
         None, "--gt", help="GT folder (default: ROOT/annotations/val; ROOT for jhmdb)."
     ),
@@ -52,13 +53,37 @@ def eval_command(
     ),
     coco: bool = typer.Option(True, "--coco/--no-coco", help="Also compute COCO OKS AP."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    weights: Path | None = typer.Option(None, "--weights", "-w", help="Run this checkpoint on the val "
+                                        "sequences first (instead of --pred); backbone-only and FAMI-Pose rows."),
+    variant: str | None = typer.Option(None, help="With --weights: architecture, for checkpoints without one."),
+    boxes: Path | None = typer.Option(None, "--boxes", help="With --weights: detections JSON for the val sequences."),
+    gt_boxes: bool = typer.Option(False, "--gt-boxes", help="With --weights: ground-truth boxes (the default)."),
+    box_threshold: float | None = typer.Option(None, help="With --boxes: minimum box score (default 0.2)."),
+    device: str = typer.Option("auto", help="With --weights: auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option("fp32", help="With --weights: fp32, or bf16/fp16 autocast (CUDA)."),
+    flip: bool = typer.Option(False, "--flip/--no-flip", help="With --weights: flip test."),
+    batch_size: int = typer.Option(16, help="With --weights: persons per forward pass."),
+    pred_out: Path | None = typer.Option(None, "--pred-out", help="With --weights: keep the prediction files "
+                                         "in DIR/famipose and DIR/backbone."),
 ) -> None:
-    """Score predictions: PoseTrack AP and MOTA (poseval's), COCO OKS AP, or Sub-JHMDB PCK."""
+    """Score predictions: PoseTrack AP and MOTA (poseval's), COCO OKS AP, or Sub-JHMDB PCK.
+
+    With --weights, run the model over the val sequences first (torchrun: sequences split across
+    processes) and show backbone-only and FAMI-Pose AP side by side.
+    """
     from famicli import evaluate
 
+    if (pred is None) == (weights is None):
+        raise typer.BadParameter("give --pred DIR (score prediction files) or --weights CKPT (run a model first)",
+                                 param_hint="'--pred' / '--weights'")  # fmt: skip
+    if weights is not None:
+        options = dict(variant=variant, boxes=boxes, gt_boxes=gt_boxes, box_threshold=box_threshold, device=device,
+                       dtype=dtype, flip=flip, batch_size=batch_size, pred_out=pred_out)  # fmt: skip
+        return _eval_weights(dataset.value, root, weights, options, json_out, out, quiet)
+    scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
     with _warnings_to_stderr(), _progress(quiet) as progress:
-        result = evaluate(gt_dir, pred, dataset.value, strict=strict, tracker=tracker.value,
+        result = evaluate(gt_dir, pred, scoring, strict=strict, tracker=tracker.value,
                           coco=coco, per_sequence=per_sequence, order=order.value,
                           progress=progress)  # fmt: skip
     report = result.to_dict()
@@ -191,3 +216,72 @@ def _render(report: dict) -> None:
     release = f" ({prov['release']})" if prov.get("release") else ""
     console.print(f"{prov['sequences']} sequences{release}, {prov['scored_frames']} scored "
                   f"frames, {prov['gt_persons']} GT persons", style="dim")  # fmt: skip
+
+
+def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict, json_out: bool, out: Path | None,
+                  quiet: bool) -> None:  # fmt: skip
+    """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose)."""
+    from famicli import load_model
+    from famicli.cli.common import default_root, progress_bar
+    from famicli.errors import ConfigError
+    from famicli.inference.evaluate import evaluate_model
+    from famicli.runtime import resolve_device
+
+    if options["boxes"] is not None and options["gt_boxes"]:
+        raise typer.BadParameter("--boxes and --gt-boxes exclude each other", param_hint="'--boxes'")
+    if dataset == "jhmdb":
+        raise ConfigError("--weights runs on PoseTrack-format datasets, not jhmdb; choose from: posetrack18, "
+                          "posetrack17, synthtrack")  # fmt: skip
+    root = root if root is not None else default_root(dataset)
+    _default_gt(dataset, root)  # a clear error when the dataset is not there
+    device = resolve_device(options["device"])
+    model = load_model(weights, options["variant"], device)
+    with _warnings_to_stderr(), progress_bar("eval", quiet) as update:
+        result = evaluate_model(model, root, "val", boxes=options["boxes"], box_threshold=options["box_threshold"],
+                                device=device, dtype=options["dtype"], flip=options["flip"],
+                                batch_size=options["batch_size"], pred_dir=options["pred_out"],
+                                progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
+    if result is None:  # a torchrun process other than rank 0
+        return
+    report = dict(result["famipose"])
+    backbone = result["backbone"]
+    report["backbone"] = {k: backbone[k] for k in ("ap", "mota", "mot_totals", "ap_per_joint", "coco") if k in backbone}
+    for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds"):
+        report[key] = result[key]
+    report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
+    report["provenance"]["options"] = {"dataset": dataset, "root": str(root), "weights": str(weights), **plain}
+    if out is not None:
+        _write_atomic(out, json.dumps(report, indent=2))
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _render_model(report)
+
+
+def _render_model(report: dict) -> None:
+    """One AP table: backbone-only and FAMI-Pose rows, then reference numbers."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    boxes = report["boxes"]
+    which = ("ground-truth boxes" if boxes["source"] == "ground truth" else
+             f"boxes from {boxes['path']} (score >= {boxes['threshold']})")  # fmt: skip
+    table = Table(title=f"PoseTrack AP, model in the loop ({which})", box=box.SIMPLE_HEAVY, pad_edge=False,
+                  collapse_padding=True)  # fmt: skip
+    table.add_column("model")
+    cols = list(report["ap"])
+    for col in (*cols, "MOTA", "COCO AP"):
+        table.add_column(col, justify="right")
+    for name, r in (("backbone only", report["backbone"]), ("FAMI-Pose", report)):
+        coco = (r.get("coco") or {}).get("AP")
+        table.add_row(name, *(fmt(r["ap"][c]) for c in cols), fmt(r["mota"]["Total"]), fmt(coco))
+    console = Console()
+    console.print(table)
+    for name, total in report["reference"].items():
+        console.print(f"  reference: {name}: Total AP {total:.1f}", style="dim", highlight=False)
+    console.print(f"{report['model'].get('path')}: {report['sequences']} sequences, {report['frames']} frames, "
+                  f"{report['persons']} persons predicted in {report['seconds']:.1f} s "
+                  f"({report['processes']} process(es))", style="dim", highlight=False)  # fmt: skip

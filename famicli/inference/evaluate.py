@@ -18,6 +18,7 @@ import torch
 from famicli.config import DataConfig
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.export import annolist_document, person_annotation, posetrack18_document
+from famicli.io import write_json_atomic
 
 
 @torch.no_grad()
@@ -81,16 +82,137 @@ def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig
         out.mkdir(parents=True, exist_ok=True)
         formats = set()
         for video in videos:
-            gt = json.loads(video.path.read_text())
-            if "annolist" in gt:
-                formats.add("posetrack17")
-                frames = [(f["image"][0] if isinstance(f["image"], list) else f["image"])["name"] for f in gt["annolist"]]
-                doc = annolist_document(frames, preds[video.name], video.image_ids)
-            else:
-                formats.add("posetrack18")
-                doc = posetrack18_document(gt["images"], preds[video.name])
+            doc, fmt = prediction_document(video, preds[video.name])
+            formats.add(fmt)
             (out / video.path.name).write_text(json.dumps(doc))
         dataset = "posetrack17" if formats == {"posetrack17"} else "posetrack18"
         result = evaluate(gt_dir, out, dataset, order="sorted").to_dict()
     keep = ("ap", "mota", "mot_totals", "coco", "warnings", "provenance")
     return {k: result[k] for k in keep if k in result}
+
+
+def prediction_document(video, annotations: list[dict]) -> tuple[dict, str]:
+    """The prediction file of ``video`` (a :class:`famicli.data.posetrack.Video`) in its ground truth's
+    format, with the ground truth's frames in file order; returns (document, "posetrack18" | "posetrack17")."""
+    gt = json.loads(video.path.read_text())
+    if "annolist" in gt:
+        frames = [(f["image"][0] if isinstance(f["image"], list) else f["image"])["name"] for f in gt["annolist"]]
+        return annolist_document(frames, annotations, video.image_ids), "posetrack17"
+    return posetrack18_document(gt["images"], annotations), "posetrack18"
+
+
+# Reference numbers printed beside a model's (PoseTrack val mAP, %); see docs/predict.md for sources.
+REFERENCE_AP = {
+    "posetrack18": {"FAMI-Pose W48 (paper, detected boxes)": 82.2, "HRNet-W48 (mmpose, GT boxes)": 84.6,
+                    "HRNet-W48 (mmpose, detected boxes)": 77.8},
+    "posetrack17": {"FAMI-Pose W48 (paper, detected boxes)": 84.8},
+}
+
+
+@torch.no_grad()
+def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold: float | None = None,
+                   data_cfg: DataConfig | None = None, device="cpu", dtype: str = "fp32", flip: bool = False,
+                   batch_size: int = 16, pred_dir=None, progress=None) -> dict | None:  # fmt: skip
+    """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
+
+    Each sequence's frames (an image folder) stream through :func:`famicli.inference.stream.run`
+    with ground-truth boxes (their track ids kept) or the boxes of a detections file (tracked with
+    :class:`famicli.inference.track.GreedyTracker`); the final heatmaps and the backbone's heatmaps of
+    the key frame are decoded into two prediction folders, each scored with :func:`famicli.evaluate`.
+
+    Under ``torchrun`` each process takes whole sequences (rank r: sequences r, r + W, ...); rank 0
+    gathers the predictions, writes and scores them; the other ranks return None.
+
+    Args:
+        model: a FAMI-Pose model.
+        root: dataset folder (``annotations/<split>/*.json`` and the frames).
+        boxes: None for ground-truth boxes, else a detections file (:class:`famicli.inference.detect.BoxFile`).
+        box_threshold: minimum score of file boxes (default 0.2, the official evaluation's).
+        device, dtype, flip, batch_size: as for :func:`famicli.predict_video`.
+        pred_dir: keep the prediction files in ``pred_dir/famipose`` and ``pred_dir/backbone``.
+        progress: called with (sequences done, sequences in all, sequence name).
+
+    Returns:
+        ``{"famipose": report, "backbone": report, "boxes", "reference", "sequences", "frames",
+        "persons", "seconds"}`` where a report is ``famicli.evaluate(...).to_dict()``.
+    """
+    import time
+
+    from famicli import distributed
+    from famicli.data.posetrack import read_sequence, sequence_files
+    from famicli.data.video import ImageSequence
+    from famicli.inference.detect import BoxFile, GroundTruthBoxes
+    from famicli.inference.export import VideoPrediction
+    from famicli.inference.predictor import PoseEstimator
+    from famicli.inference.stream import run
+    from famicli.inference.track import GreedyTracker
+    from famicli.runtime import resolve_dtype
+
+    t0 = time.perf_counter()
+    device = torch.device(device)
+    was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    info = distributed.setup(device)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)  # NCCL collectives run on the current device
+    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(dtype), flip)
+    box_file = None if boxes is None else BoxFile(boxes, 0.2 if box_threshold is None else box_threshold)
+    files = sequence_files(root, split)
+    mine = files[info.rank :: info.world_size]
+    local: dict[str, tuple] = {}
+    frames = persons = 0
+    try:
+        for i, path in enumerate(mine):
+            video = read_sequence(path, root)
+            source = ImageSequence(video.frames, name=video.name)
+            if box_file is None:
+                box_src = GroundTruthBoxes(video)
+            else:
+                box_src = box_file.for_video(video.name, len(video.frames), require=False)
+            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=batch_size, skip_unneeded=True)
+            pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
+            doc, fmt = prediction_document(video, pred.annotations("famipose"))
+            backbone, _ = prediction_document(video, pred.annotations("backbone"))
+            local[path.name] = {"famipose": doc, "backbone": backbone, "format": fmt}
+            frames, persons = frames + len(poses), persons + pred.persons
+            if progress is not None:
+                progress(i + 1, len(mine), video.name)
+        gathered = [local]
+        if info.enabled:
+            gathered = [None] * info.world_size
+            torch.distributed.all_gather_object(gathered, (local, frames, persons))
+            frames, persons = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+            gathered = [g[0] for g in gathered]
+    finally:
+        if not was_initialized:
+            distributed.teardown(info)
+    if not info.is_main:
+        return None
+    merged = {k: v for g in gathered for k, v in g.items()}
+    reports = _score_folders(Path(root) / "annotations" / split, merged, pred_dir)
+    box_info = ({"source": "ground truth", "path": str(Path(root) / "annotations" / split)} if box_file is None else
+                {"source": "file", "path": str(box_file.path), "sha256": box_file.sha256,
+                 "threshold": box_file.threshold})  # fmt: skip
+    from famicli.data.synth import MARKER
+
+    synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
+    reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
+    return {**reports, "boxes": box_info, "reference": reference, "sequences": len(files),
+            "frames": frames, "persons": persons, "processes": info.world_size,
+            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def _score_folders(gt_dir: Path, merged: dict[str, dict], pred_dir) -> dict[str, dict]:
+    """Write the ``famipose/`` and ``backbone/`` prediction folders and score each."""
+    from famicli.metrics.evaluate import evaluate
+
+    formats = {m["format"] for m in merged.values()}
+    dataset = "posetrack17" if formats == {"posetrack17"} else "posetrack18"
+    with tempfile.TemporaryDirectory(prefix="famipose-eval-") as tmp:
+        base = Path(pred_dir) if pred_dir is not None else Path(tmp)
+        reports = {}
+        for column in ("famipose", "backbone"):
+            for name in sorted(merged):
+                write_json_atomic(base / column / name, merged[name][column], indent=None)
+            reports[column] = evaluate(gt_dir, base / column, dataset, order="sorted").to_dict()
+    return reports

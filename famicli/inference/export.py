@@ -1,4 +1,5 @@
-"""Writing predictions: PoseTrack18 per-sequence JSON, PoseTrack17 ``annolist`` JSON, COCO results.
+"""Writing predictions: PoseTrack18 per-sequence JSON, PoseTrack17 ``annolist`` JSON, COCO results,
+and skeleton overlays drawn on video frames.
 
 The PoseTrack files keep the ground truth's (or the video's) ``images`` list so that the official
 evaluator finds every frame; a frame without predictions simply has no annotations.
@@ -73,3 +74,121 @@ def annolist_document(frame_names: list[str], annotations: Iterable[dict], image
             rects.append({"track_id": [ann["track_id"]], "score": [ann["score"]], "annopoints": [{"point": points}]})
         annolist.append({"image": [{"name": name}], "annorect": rects})
     return {"annolist": annolist}
+
+
+def video_images(name: str, n_frames: int, split: str = "val") -> list[dict]:
+    """A PoseTrack18 ``images`` list for a video that has none (every frame marked labeled).
+
+    Image ids follow PoseTrack18 (10^10 + sequence * 10000 + frame) with the sequence number taken from
+    a PoseTrack-style name (``000342_mpii_test``), else sequence 0; file names are
+    ``images/<split>/<name>/<frame:06d>.jpg``.
+    """
+    from famicli.data.posetrack import SEQUENCE_NAME, image_id
+
+    m = SEQUENCE_NAME.match(name)
+    seq = int(m.group(1)) if m else 0
+    return [{"id": image_id(seq, t), "file_name": f"images/{split}/{name}/{t:06d}.jpg", "frame_id": image_id(seq, t),
+             "vid_id": f"{seq:06d}", "nframes": n_frames, "is_labeled": True} for t in range(n_frames)]  # fmt: skip
+
+
+def coco_results(annotations: Iterable[dict]) -> list[dict]:
+    """COCO keypoint results (``COCO.loadRes``) from :func:`person_annotation` dicts.
+
+    Keypoints are written as HRNet writes them, ``[x, y, score]`` per joint; ``score`` is the
+    person's, ``track_id`` and ``bbox`` are kept when present (pycocotools ignores them).
+    """
+    out = []
+    for ann in annotations:
+        kp = np.asarray(ann["keypoints"], dtype=float).reshape(-1, 3)  # (51,) -> (17, 3)
+        kp[:, 2] = ann["scores"]
+        res = {"image_id": ann["image_id"], "category_id": 1, "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
+               "score": ann["score"], "track_id": ann["track_id"]}  # fmt: skip
+        if "bbox" in ann:
+            res["bbox"] = ann["bbox"]
+        out.append(res)
+    return out
+
+
+# Limbs of the 17 COCO-order joints (0-based), and the colours tracks are drawn with (Tableau 10).
+LIMBS = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
+         (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))  # fmt: skip
+TRACK_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+                 (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # fmt: skip
+
+
+def draw_poses(frame: np.ndarray, boxes, track_ids, poses, min_score: float = 0.2) -> np.ndarray:
+    """A copy of ``frame`` (H, W, 3) uint8 with each person's box, track id and skeleton drawn in the
+    track's colour; joints scoring below ``min_score`` are left out.
+
+    Args:
+        boxes: (N, 4) x, y, w, h. track_ids: (N,). poses: (N, 17, 3) x, y, score.
+    """
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    radius = max(1.5, min(frame.shape[:2]) / 160)
+    for box, tid, pose in zip(boxes, track_ids, poses, strict=True):
+        colour = TRACK_COLOURS[int(tid) % len(TRACK_COLOURS)]
+        x, y, w, h = (float(v) for v in box)
+        draw.rectangle([x, y, x + w, y + h], outline=colour, width=1)
+        draw.text((x + 2, y + 1), str(int(tid)), fill=colour)
+        ok = pose[:, 2] >= min_score
+        for a, b in LIMBS:
+            if ok[a] and ok[b]:
+                draw.line([tuple(pose[a, :2]), tuple(pose[b, :2])], fill=colour, width=max(1, int(radius)))
+        for j in np.flatnonzero(ok):
+            px, py = pose[j, :2]
+            draw.ellipse([px - radius, py - radius, px + radius, py + radius], fill=colour)
+    return np.asarray(image)
+
+
+class VideoPrediction:
+    """What :func:`famicli.predict_video` returns: every frame's persons, and how they were obtained.
+
+    Attributes:
+        name: the video's stem (names the output files).
+        images: PoseTrack18 ``images`` as written (a boxes file's own list, in its order, when it has one).
+        image_ids: the image id of each frame, in frame order (default: the ids of ``images``).
+        frames: per frame, its persons (``boxes`` (N, 4), ``box_scores`` (N,), ``track_ids`` (N,),
+            ``keypoints`` (N, 17, 3) and ``backbone`` (N, 17, 3) as x, y, score).
+        record: the run record (``run.json``): video, weights, boxes, options, timings.
+    """
+
+    def __init__(self, name: str, images: list[dict], frames: list, record: dict, image_ids: list[int] | None = None):
+        self.name, self.images, self.frames, self.record = name, images, frames, record
+        self.image_ids = image_ids if image_ids is not None else [im["id"] for im in images]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def persons(self) -> int:
+        return sum(len(f.boxes) for f in self.frames)
+
+    @property
+    def tracks(self) -> int:
+        return len({int(t) for f in self.frames for t in f.track_ids})
+
+    def annotations(self, source: str = "famipose") -> list[dict]:
+        """:func:`person_annotation` per person per frame; ``source`` "famipose" or "backbone" (the
+        single-frame baseline). Keypoint scores are heatmap maxima times the box score."""
+        if source not in ("famipose", "backbone"):
+            from famicli.errors import ConfigError
+
+            raise ConfigError(f"unknown source {source!r}; choose from: famipose, backbone")
+        anns = []
+        for image_id, f in zip(self.image_ids, self.frames, strict=True):
+            kp = f.keypoints if source == "famipose" else f.backbone
+            scores = kp[..., 2] * f.box_scores[:, None]
+            for i in range(len(f.boxes)):
+                anns.append(person_annotation(image_id, int(f.track_ids[i]), kp[i, :, :2], scores[i], f.boxes[i]))
+        return anns
+
+    def to_posetrack(self, source: str = "famipose") -> dict:
+        """A PoseTrack18 sequence file (``famipose eval`` / poseval)."""
+        return posetrack18_document(self.images, self.annotations(source))
+
+    def to_coco(self, source: str = "famipose") -> list[dict]:
+        """COCO keypoint results (pycocotools ``COCO.loadRes``)."""
+        return coco_results(self.annotations(source))

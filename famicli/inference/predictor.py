@@ -1,0 +1,271 @@
+"""Temporal inference on a video, streamed: boxes -> FAMI-Pose windows -> keypoints -> tracks.
+
+For each key frame t and each person box of t, the window of training (``famicli.data.windows``:
+the supporting frames [t-2, t-1, t+1, t+2] with the official padding at the ends) is cropped with
+the *key frame's* box (``famicli.data.transforms``: box -> centre/scale, affine crop, ImageNet
+normalization), the model predicts the key frame's heatmaps, and the peaks are decoded back to
+image coordinates (argmax + quarter-pixel step, inverse affine). The backbone's own heatmaps of the
+key frame are decoded too: the single-frame baseline the paper compares with.
+
+Frames stream through :mod:`famicli.inference.stream` with bounded memory; persons of
+consecutive key frames are batched together (``batch_size`` persons per forward pass) and tracked
+frame by frame with their poses (IoU + OKS, :mod:`famicli.inference.track`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from famicli.config import DataConfig
+from famicli.data import transforms as T
+from famicli.errors import ConfigError
+from famicli.inference.decode import decode_heatmaps
+from famicli.inference.stream import run
+from famicli.inference.track import GreedyTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of ``famipose predict`` / :func:`famicli.predict_video`."""
+
+    detector: str | None = None  # torchvision, torchvision-mobilenet, full-frame; None: torchvision or the boxes file
+    boxes: str | None = None  # detections JSON (famicli.inference.detect.BoxFile); replaces the detector
+    box_threshold: float | None = None  # minimum box score; None: 0.2 for a boxes file, 0.5 for a detector
+    detect_every: int = 1  # run the detector on every N-th frame; in between, boxes follow the last poses
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    dtype: str = "fp32"  # fp32, or bf16 / fp16 autocast (CUDA only: no half deform_conv2d kernel on CPU)
+    flip: bool = False  # flip test: average the heatmaps of the crops and of their mirror images
+    batch_size: int = 16  # persons per forward pass, gathered over consecutive key frames
+    max_age: int = 30  # frames a track survives without a matching box
+    track_threshold: float = 0.3  # minimum similarity (IoU, or mean of IoU and OKS) to continue a track
+    fps: float | None = None  # frame rate of an image folder (videos carry their own)
+
+    def validate(self) -> None:
+        if self.batch_size < 1 or self.detect_every < 1:
+            raise ConfigError(f"batch_size ({self.batch_size}) and detect_every ({self.detect_every}) must be >= 1")
+        if self.detect_every > 1 and (self.boxes is not None or self.detector == "full-frame"):
+            raise ConfigError(f"detect_every {self.detect_every} needs a detector (--detector torchvision), "
+                              "not a boxes file or full-frame boxes")  # fmt: skip
+
+
+class PoseEstimator:
+    """Crops windows with the key frame's box and decodes FAMI-Pose's (and the backbone's) heatmaps.
+
+    Args:
+        model: a :class:`famicli.models.famipose.FamiPose` (put in eval mode).
+        data_cfg: window offsets/padding, crop aspect, enlargement and affine convention.
+        device, dtype: where and how the model runs (non-fp32 dtypes use autocast).
+        flip: flip test.
+    """
+
+    def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False):
+        if dtype != torch.float32 and torch.device(device).type != "cuda":
+            name = str(dtype).removeprefix("torch.")
+            raise ConfigError(f"dtype {name} needs a CUDA device (torchvision's deform_conv2d has no {name} CPU "
+                              f"kernel); use fp32 on {device}")  # fmt: skip
+        self.model, self.cfg, self.device = model.eval(), data_cfg, torch.device(device)
+        self.dtype, self.flip = dtype, flip
+        self.input_size, self.heatmap_size = model.cfg.input_size, model.cfg.heatmap_size
+
+    def crop(self, window: list[np.ndarray], box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Crop the frames of one window (key frame first) with ``box`` (x, y, w, h) of the key frame.
+
+        Returns:
+            crops (T, H, W, 3) uint8, center (2,), scale (2,).
+        """
+        height, width = window[0].shape[:2]
+        box = T.clean_box(box, width, height) or list(box)
+        center, scale = T.box_to_center_scale(box, self.cfg.aspect_ratio, self.cfg.box_enlarge)
+        matrix = T.input_matrix(center, scale, 0.0, self.input_size, self.cfg.crop)
+        h, w = self.input_size
+        warped: dict[int, np.ndarray] = {}  # a frame repeated by the padding is warped once
+        for f in window:
+            if id(f) not in warped:
+                warped[id(f)] = T.warp_image(f, matrix, (w, h))
+        return np.stack([warped[id(f)] for f in window]), center, scale
+
+    @torch.no_grad()
+    def __call__(self, crops: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints of B persons.
+
+        Args:
+            crops: (B, T, H, W, 3) uint8 windows, key frame first. centers, scales: (B, 2).
+
+        Returns:
+            FAMI-Pose keypoints (B, K, 3) and backbone keypoints (B, K, 3), (x, y, score) in image pixels.
+        """
+        x = T.normalize(crops).to(self.device)  # (B, T, H, W, 3) -> (B, T, 3, H, W)
+        final, backbone = self._heatmaps(x[:, 0], x[:, 1:])
+        if self.flip:
+            f_final, f_backbone = self._heatmaps(x[:, 0].flip(-1), x[:, 1:].flip(-1))
+            final = (final + self._flip_back(f_final)) / 2
+            backbone = (backbone + self._flip_back(f_backbone)) / 2
+        return self._decode(final, centers, scales), self._decode(backbone, centers, scales)
+
+    def _heatmaps(self, key: torch.Tensor, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
+                    else contextlib.nullcontext())  # fmt: skip
+        with autocast:
+            out = self.model(key, support)
+        return out.heatmaps.float(), out.backbone_heatmaps.float()
+
+    def _flip_back(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        """Mirror (B, K, h, w) heatmaps of mirrored crops back, swapping left/right joints. Unbiased crops
+        mirror exactly about the centre; the other conventions need HRNet's one-pixel shift."""
+        out = heatmaps.flip(-1)
+        order = list(range(out.shape[1]))
+        for a, b in T.FLIP_PAIRS:
+            order[a], order[b] = b, a
+        out = out[:, order]
+        if self.cfg.crop != "unbiased":
+            out[..., 1:] = out[..., :-1].clone()
+        return out
+
+    def _decode(self, heatmaps: torch.Tensor, centers: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        coords, scores = decode_heatmaps(heatmaps.cpu())
+        xy = T.heatmap_to_image(coords.numpy(), centers, scales, self.heatmap_size, self.cfg.crop)
+        return np.concatenate([xy, scores.numpy()[..., None]], axis=-1)  # (B, K, 2) + (B, K, 1) -> (B, K, 3)
+
+
+def predict_video(path, weights=None, *, model=None, variant: str | None = None, out=None, render: bool = True,
+                  boxes=None, detector: str | None = None, box_threshold: float | None = None, detect_every: int = 1,
+                  device: str = "auto", dtype: str = "fp32", flip: bool = False, batch_size: int = 16,
+                  max_age: int = 30, track_threshold: float = 0.3, fps: float | None = None,
+                  data_cfg: DataConfig | None = None, progress: Callable | None = None):  # fmt: skip
+    """Every person's pose in every frame of a video, with track ids.
+
+    >>> result = famicli.predict_video("clip.mp4", weights="famipose_w48.pt", boxes="clip_boxes.json")
+    >>> result.frames[0].keypoints          # (N, 17, 3) x, y, score of the first frame's persons
+    >>> json.dumps(result.to_posetrack())   # PoseTrack18 file; result.to_coco(): COCO results
+
+    Args:
+        path: a video file or a folder of images.
+        weights: checkpoint (famipose, official FAMI-Pose); or pass ``model``.
+        variant: architecture for checkpoints that do not record it.
+        out: also write ``<stem>.posetrack.json``, ``<stem>.coco.json``, ``<stem>.overlay.mp4`` (with
+            ``render``) and ``run.json`` there, atomically: on failure nothing is left half-written.
+        boxes, detector, box_threshold, detect_every, device, dtype, flip, batch_size, max_age,
+            track_threshold, fps: see :class:`PredictConfig`.
+        data_cfg: window and crop settings (default ``DataConfig()``, as in training).
+        progress: called with (frames done, frames in all).
+
+    Returns:
+        A :class:`famicli.inference.export.VideoPrediction`.
+
+    Raises:
+        InputError: unreadable video or boxes file, boxes for another video. ConfigError: bad options,
+        a CUDA-only dtype on CPU, no weights. CheckpointError: unreadable checkpoint, detector weights
+        missing offline.
+    """
+    from pathlib import Path
+
+    from famicli.data.video import open_video
+    from famicli.inference.detect import BoxFile, box_source
+    from famicli.models.checkpoint import load_model
+    from famicli.runtime import resolve_device, resolve_dtype
+
+    cfg = PredictConfig(detector, None if boxes is None else str(boxes), box_threshold, detect_every, device, dtype,
+                        flip, batch_size, max_age, track_threshold, fps)  # fmt: skip
+    cfg.validate()
+    dev, dt = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+    path = Path(path)
+    name = path.name if path.is_dir() else path.stem
+    t0 = time.perf_counter()
+    with open_video(path, cfg.fps) as source:
+        box_src = box_source(cfg.detector, cfg.boxes, cfg.box_threshold, dev)
+        if isinstance(box_src, BoxFile):
+            box_src = box_src.for_video(name, source.info.frames)
+        if model is None:
+            if weights is None:
+                raise ConfigError("no weights: pass --weights CKPT (a famipose or official FAMI-Pose checkpoint)")
+            model = load_model(weights, variant, dev)
+        estimator = PoseEstimator(model.to(dev), data_cfg or DataConfig(), dev, dt, cfg.flip)
+        if out is None:
+            return _predict(name, source, box_src, estimator, cfg, None, progress, t0)
+        return _predict_to(Path(out), render, name, source, box_src, estimator, cfg, progress, t0)
+
+
+def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, writer, progress, t0: float):
+    import dataclasses
+
+    import av
+    import torchvision
+
+    from famicli.inference.export import VideoPrediction, draw_poses, video_images
+    from famicli.io import provenance
+
+    def render(t, frame, poses, timer):
+        with timer("render"):
+            writer.write(draw_poses(frame, poses.boxes, poses.track_ids, poses.keypoints))
+
+    tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
+    frames, timings = run(source, boxes, estimator, tracker, batch_size=cfg.batch_size, detect_every=cfg.detect_every,
+                          on_frame=render if writer else None, progress=progress)  # fmt: skip
+    if writer is not None:
+        t_close = time.perf_counter()
+        writer.close()
+        timings["seconds"]["render"] = round(timings["seconds"].get("render", 0) + time.perf_counter() - t_close, 4)
+    own = getattr(boxes, "images", None)
+    images, image_ids = (own, boxes.image_ids) if own is not None and len(own) == len(frames) else (
+        video_images(name, len(frames)), None)  # fmt: skip
+    overlay = None if writer is None else {"codec": writer.codec, "size": list(writer.size), "frames": writer.frames}
+    model = estimator.model
+    record = provenance(torchvision=torchvision.__version__, av=av.__version__, video=source.info.to_dict(),
+                        weights=getattr(model, "checkpoint_info", None), model=model.cfg.to_dict(),
+                        data=dataclasses.asdict(estimator.cfg), options=dataclasses.asdict(cfg),
+                        boxes=boxes.description, device=str(estimator.device), dtype=cfg.dtype, overlay=overlay,
+                        timings=timings)  # fmt: skip
+    return VideoPrediction(name, images, frames, record | _speed(timings, t0), image_ids)
+
+
+def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress, t0: float):
+    """:func:`_predict`, writing the overlay on the way and the JSON files after, all atomically."""
+    import json
+
+    from famicli.data.video import VideoWriter
+    from famicli.io import atomic_path
+
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    info = source.info
+    try:
+        with contextlib.ExitStack() as stack:
+            run_json = stack.enter_context(atomic_path(out / "run.json"))  # entered first: renamed last
+            files = {"posetrack": f"{name}.posetrack.json", "coco": f"{name}.coco.json"}
+            writer = None
+            if render:
+                files["overlay"] = f"{name}.overlay.mp4"
+                tmp = stack.enter_context(atomic_path(out / files["overlay"]))
+                size = (info.width, info.height)
+                writer = stack.enter_context(VideoWriter(tmp, info.fps, size, container_format="mp4"))
+            result = _predict(name, source, boxes, estimator, cfg, writer, progress, t0)
+            t_write = time.perf_counter()
+            for kind, doc in (("posetrack", result.to_posetrack()), ("coco", result.to_coco())):
+                stack.enter_context(atomic_path(out / files[kind])).write_text(json.dumps(doc) + "\n")
+            rec = result.record
+            rec["timings"]["seconds"]["write"] = round(time.perf_counter() - t_write, 4)
+            rec.update(outputs={k: str(out / v) for k, v in {**files, "run": "run.json"}.items()},
+                       **_speed(rec["timings"], t0))  # fmt: skip
+            run_json.write_text(json.dumps(rec, indent=2) + "\n")
+    except BaseException:
+        for p in created:  # deepest first: the folders this call made, when nothing is left in them
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise
+    return result
+
+
+def _speed(timings: dict, t0: float) -> dict:
+    """Milliseconds per frame per stage, and frames per second over the whole call."""
+    n = max(timings["frames"], 1)
+    wall = time.perf_counter() - t0
+    ms = {k: round(1000 * v / n, 2) for k, v in timings["seconds"].items()}
+    return {"speed_ms_per_frame": ms, "wall_s": round(wall, 3), "frames_per_s": round(timings["frames"] / wall, 2)}

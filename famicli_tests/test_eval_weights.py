@@ -1,0 +1,142 @@
+"""``famipose eval --weights``: the model in the loop on a SynthTrack val folder, backbone-only and
+FAMI-Pose rows, equal to scoring the written prediction files separately."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from famicli.cli.app import app
+
+runner = CliRunner()
+SCORES = ("ap", "mota", "mot_totals", "ap_per_joint", "mota_per_joint", "coco")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    import famicli
+    from famicli.data.synth import SynthConfig, generate
+
+    base = tmp_path_factory.mktemp("evalw")
+    root = base / "synth"
+    generate(root, SynthConfig(videos=3, frames=5, size=(160, 120), seed=1, val_videos=2))
+    weights = base / "tiny.pt"
+    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
+    return {"base": base, "root": root, "weights": weights}
+
+
+@pytest.fixture(scope="module")
+def gt_run(data):
+    pred = data["base"] / "pred"
+    args = ["eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights", str(data["weights"]),
+            "--device", "cpu", "--pred-out", str(pred)]  # fmt: skip
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), pred
+
+
+def test_both_rows_and_boxes_reported(data, gt_run):
+    report, _ = gt_run
+    assert report["boxes"]["source"] == "ground truth"
+    for r in (report, report["backbone"]):
+        assert list(r["ap"]) == ["Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"]
+        assert "Total" in r["mota"] and "AP" in r["coco"]
+    assert report["reference"] == {}  # SynthTrack: no published numbers
+    assert (report["sequences"], report["frames"], report["persons"], report["processes"]) == (2, 10, 8, 1)
+    assert report["model"]["variant"] == "tiny" and report["provenance"]["options"]["weights"] == str(data["weights"])
+
+
+def test_matches_scoring_the_written_files(data, gt_run):
+    report, pred = gt_run
+    gt = data["root"] / "annotations" / "val"
+    for column, expected in (("famipose", report), ("backbone", report["backbone"])):
+        assert sorted(p.name for p in (pred / column).iterdir()) == sorted(p.name for p in gt.iterdir())
+        result = runner.invoke(app, ["eval", "--gt", str(gt), "--pred", str(pred / column), "--order", "sorted",
+                                     "--json"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        separate = json.loads(result.stdout)
+        for key in SCORES:
+            if key in expected:
+                assert separate[key] == expected[key], key
+
+
+def test_ground_truth_boxes_equal_training_validation(data, gt_run):
+    """The streamed predictor with GT boxes writes the same keypoints as the validation of training."""
+    import famicli
+    from famicli.inference.evaluate import evaluate_with_gt_boxes
+
+    _, pred = gt_run
+    old = data["base"] / "train_val"
+    evaluate_with_gt_boxes(famicli.load_model(data["weights"]), data["root"], "val", pred_dir=old)
+    for f in sorted(old.iterdir()):
+        a = {(x["image_id"], x["track_id"]): x for x in json.loads(f.read_text())["annotations"]}
+        b = {(x["image_id"], x["track_id"]): x for x in json.loads((pred / "famipose" / f.name).read_text())["annotations"]}
+        assert a.keys() == b.keys() and len(a) == 4
+        for k in a:
+            assert a[k]["keypoints"] == b[k]["keypoints"] and a[k]["scores"] == b[k]["scores"]
+
+
+def test_boxes_file_for_the_whole_split(data, gt_run):
+    """A detections list keyed by PoseTrack image ids (mmpose's format): the GT boxes with score 1 give
+    the same keypoints, hence the same AP; boxes below the threshold are dropped."""
+    report, _ = gt_run
+    dets = []
+    for f in sorted((data["root"] / "annotations" / "val").glob("*.json")):
+        for a in json.loads(f.read_text())["annotations"]:
+            dets += [{"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0, "category_id": 1},
+                     {"image_id": a["image_id"], "bbox": [0, 0, 50, 50], "score": 0.1, "category_id": 1}]
+    path = data["base"] / "dets.json"
+    path.write_text(json.dumps(dets))
+    result = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights",
+                                 str(data["weights"]), "--device", "cpu", "--boxes", str(path), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with_file = json.loads(result.stdout)
+    assert with_file["boxes"]["source"] == "file" and with_file["boxes"]["threshold"] == 0.2
+    assert with_file["persons"] == 8
+    assert with_file["ap"] == report["ap"] and with_file["backbone"]["ap"] == report["backbone"]["ap"]
+
+
+def test_human_table(gt_run, capsys):
+    from famicli.cli.eval import _render_model
+
+    report, _ = gt_run
+    _render_model({**report, "reference": {"FAMI-Pose W48 (paper, detected boxes)": 82.2}})
+    out = capsys.readouterr().out
+    for text in ("model in the loop (ground-truth boxes)", "backbone only", "FAMI-Pose", "MOTA", "COCO AP",
+                 "2 sequences, 10 frames, 8 persons", "reference: FAMI-Pose W48 (paper, detected boxes): Total AP 82.2"):
+        assert text in out, text
+
+
+def test_usage_and_input_errors(data, tmp_path):
+    base = ["eval", "--dataset", "synthtrack", "--root", str(data["root"])]
+    assert runner.invoke(app, base).exit_code == 2  # neither --pred nor --weights
+    assert runner.invoke(app, [*base, "--pred", str(tmp_path), "--weights", str(data["weights"])]).exit_code == 2
+    both = runner.invoke(app, [*base, "--weights", str(data["weights"]), "--boxes", "b.json", "--gt-boxes"])
+    assert both.exit_code == 2
+    missing = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(tmp_path / "none"), "--weights",
+                                  str(data["weights"])])  # fmt: skip
+    assert missing.exit_code == 1 and missing.stderr.startswith("Error: synthtrack annotations not found at")
+    jhmdb = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--weights", str(data["weights"])])
+    assert jhmdb.exit_code == 1 and "choose from: posetrack18, posetrack17, synthtrack" in jhmdb.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_shards_sequences(data, gt_run):
+    """Two processes (gloo on CPU) take one sequence each; rank 0 prints the same scores."""
+    report, _ = gt_run
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m",
+           "famicli", "eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights",
+           str(data["weights"]), "--device", "cpu", "--json", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    sharded = json.loads(proc.stdout)
+    assert sharded["processes"] == 2 and sharded["persons"] == 8
+    for key in SCORES:
+        assert sharded[key] == report[key], key
+        assert sharded["backbone"].get(key) == report["backbone"].get(key), key
