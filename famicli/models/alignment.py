@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import DeformConv2d
 
 from famicli.models.blocks import ChainOfBasicBlocks, ConvBNReLU
+from famicli.ops import DeformConv2d
 
 
 def _halved(n: int, times: int) -> int:
