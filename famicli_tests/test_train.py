@@ -211,8 +211,10 @@ def test_cli_corrupt_image_names_the_file(synth, tmp_path, workers):
 
 
 def test_cli_trains_and_prints_json(synth, tmp_path):
-    result = _cli("--root", str(synth), "--out", str(tmp_path / "out"), "--batch", "8", "--no-val", "--json")
+    result = _cli("--root", str(synth), "--out", str(tmp_path / "out"), "--batch", "8", "--no-val", "--json",
+                  "--lr-steps", "1,5")  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["train"]["lr_steps"] == [1, 5]
     report = json.loads(result.stdout)
     assert report["checkpoint"] == str(tmp_path / "out" / "last.pt")
     assert report["epochs"][0]["epoch"] == 1 and report["epochs"][0]["mean_loss"] > 0

@@ -21,6 +21,7 @@ def train_command(
     epochs: int = typer.Option(None, help="Epochs (default: the variant's preset; 21 for w48)."),
     batch: int = typer.Option(None, help="Global batch size, split across torchrun processes."),
     lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
+    lr_steps: str = typer.Option(None, help="Epochs at which the LR is multiplied by 0.1, comma-separated (w48: 8,12,16)."),
     freeze_backbone: bool = typer.Option(None, "--freeze-backbone/--no-freeze-backbone", help="Freeze the HRNet."),
     mi_estimator: str = typer.Option("official", help="MI estimator: official or corrected."),
     alpha: float = typer.Option(0.5, help="Weight of the MI terms (0: heatmap loss only)."),
@@ -38,7 +39,13 @@ def train_command(
     from famicli.config import train_configs
     from famicli.engine import train
 
-    overrides = dict(epochs=epochs, batch_size=batch, lr=lr, freeze_backbone=freeze_backbone, workers=workers,
+    steps = None
+    if lr_steps is not None:
+        try:
+            steps = tuple(int(x) for x in lr_steps.split(",") if x.strip())
+        except ValueError:
+            raise typer.BadParameter(f"{lr_steps!r}: expected comma-separated epochs, e.g. 8,12,16") from None
+    overrides = dict(epochs=epochs, batch_size=batch, lr=lr, lr_steps=steps, freeze_backbone=freeze_backbone, workers=workers,
                      seed=seed, grad_clip=grad_clip, validate=not no_val)  # fmt: skip
     cfgs = train_configs(variant, mi_estimator=mi_estimator, alpha=alpha, beta=beta, sigma=sigma, **overrides)
     if out is None:
