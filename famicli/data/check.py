@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from famicli.config import JOINT_NAMES
-from famicli.data.posetrack import PT17_JOINT_COLUMNS, SEQUENCE_NAME, image_id, read_image
+from famicli.data.posetrack import PT17_JOINT_COLUMNS, SEQUENCE_NAME, annotations_folder, image_id, read_image
 from famicli.errors import InputError
 
 _FRAME_FILE = re.compile(r"^images/([^/]+)/([^/]+)/(\d+)\.(jpg|jpeg|png)$")
@@ -61,13 +61,7 @@ def check_dataset(root: str | Path, splits: list[str] | None = None, decode: boo
             missing or empty.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
-    ann = root / "annotations"
-    if not ann.is_dir():
-        raise InputError(
-            f"{root}: no annotations folder (expected {ann}/<split>/<sequence>.json, the PoseTrack18 layout)"
-        )
+    ann = annotations_folder(root)
     available = sorted(p.name for p in ann.iterdir() if p.is_dir())
     if not splits:
         splits = available

@@ -67,11 +67,11 @@ class Video:
     persons: list[Person]  # every annotated person in every frame
 
 
-def sequence_files(root: str | Path, split: str) -> list[Path]:
-    """The sequence files of ``split``, sorted.
+def annotations_folder(root: str | Path) -> Path:
+    """``root/annotations``, checked.
 
     Raises:
-        InputError: missing folder, no ``annotations`` folder, unknown or empty split.
+        InputError: no such folder, or no ``annotations`` folder in it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -81,6 +81,16 @@ def sequence_files(root: str | Path, split: str) -> list[Path]:
         raise InputError(
             f"{root}: no annotations folder (expected {ann}/<split>/<sequence>.json, the PoseTrack18 layout)"
         )
+    return ann
+
+
+def sequence_files(root: str | Path, split: str) -> list[Path]:
+    """The sequence files of ``split``, sorted.
+
+    Raises:
+        InputError: missing folder, no ``annotations`` folder, unknown or empty split.
+    """
+    ann = annotations_folder(root)
     folder = ann / split
     if not folder.is_dir():
         found = sorted(p.name for p in ann.iterdir() if p.is_dir())
