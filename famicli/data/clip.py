@@ -1,0 +1,191 @@
+"""A clip as ``famipose viz`` shows it: one person's key frame and supporting frames, cropped as in training.
+
+From a PoseTrack-format folder (with the ground truth) or from a video (with a boxes file, else the
+whole frame), through the same windows, crops and padding as training and evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from famicli.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipSource:
+    """Which person in which frame: a PoseTrack-format folder (``dataset`` + ``sequence``) or a video."""
+
+    frame: int  # 0-based key frame position
+    person: int | None = None  # track id (dataset) or box id (video); None: the lowest one present
+    dataset: Path | None = None  # PoseTrack-format folder (annotations/<split>/<sequence>.json)
+    sequence: str | None = None  # sequence name (file stem) in that folder
+    video: Path | None = None  # a video file PyAV reads
+    boxes: Path | None = None  # COCO-style detections for --video (without: the full frame)
+
+
+@dataclass
+class Clip:
+    """One key frame, its supporting frames and (with a dataset) the ground truth, as the model sees them."""
+
+    key: torch.Tensor  # (3, H, W) normalized crop
+    support: torch.Tensor  # (S, 3, H, W) supporting crops in model order
+    crops: np.ndarray  # (1+S, H, W, 3) uint8 RGB crops: key, then supporting frames
+    positions: list[int]  # frame positions: key, then supporting frames
+    center: np.ndarray  # (2,) crop centre, image pixels
+    scale: np.ndarray  # (2,) crop size / 200
+    crop: str  # affine convention (DataConfig.crop)
+    describe: dict  # source, sequence/video, frame, person
+    target: torch.Tensor | None = None  # (K, h, w) ground-truth Gaussian heatmaps
+    joints: np.ndarray | None = None  # (K, 3) ground-truth (x, y, v) in image pixels
+    offsets: tuple[int, ...] = (-2, -1, 1, 2)  # supporting frames relative to the key, model order
+
+
+def load_clip(source: ClipSource, data_cfg, input_size: tuple[int, int], heatmap_size: tuple[int, int]) -> Clip:
+    """The key/supporting crops of ``source`` (crop and padding as in training and evaluation)."""
+    if (source.dataset is None) == (source.video is None):
+        raise InputError("select a clip with either --dataset DIR --seq NAME or --video FILE (not both)")
+    if source.dataset is not None:
+        return _dataset_clip(source, data_cfg, input_size, heatmap_size)
+    return _video_clip(source, data_cfg, input_size)
+
+
+def _dataset_clip(source: ClipSource, data_cfg, input_size, heatmap_size) -> Clip:
+    from famicli.data.posetrack import PoseTrackDataset
+    from famicli.data.windows import support_positions
+
+    root = Path(source.dataset)
+    if not (root / "annotations").is_dir():
+        raise InputError(f"{root}: not a PoseTrack-format folder (no annotations/<split>/<sequence>.json)")
+    found = {p.stem: p.parent.name for p in sorted((root / "annotations").glob("*/*.json"))}
+    if source.sequence not in found:
+        names = sorted(found)
+        listed = ", ".join(names[:20]) + (f" ... ({len(names) - 20} more)" if len(names) > 20 else "")
+        what = "--dataset needs --seq NAME" if source.sequence is None else f"unknown sequence {source.sequence!r}"
+        raise InputError(f"{what} in {root}; choose from: {listed or 'none'}")
+    split = found[source.sequence]
+    ds = PoseTrackDataset(root, split, data_cfg, input_size, heatmap_size, train=False)
+    vi = next(i for i, v in enumerate(ds.videos) if v.name == source.sequence)
+    video, t = ds.videos[vi], source.frame
+    if not 0 <= t < len(video.frames):
+        raise InputError(f"frame {t} is out of range: {source.sequence} has {len(video.frames)} frames "
+                         f"(0..{len(video.frames) - 1})")  # fmt: skip
+    here = {video.persons[pi].track_id: n for n, (v, pi) in enumerate(ds.items)
+            if v == vi and video.persons[pi].position == t}  # fmt: skip
+    if not here:
+        labeled = sorted({video.persons[pi].position for v, pi in ds.items if v == vi})
+        raise InputError(f"frame {t} of {source.sequence} has no annotated person; annotated frames: "
+                         f"{', '.join(map(str, labeled)) or 'none'}")  # fmt: skip
+    person = min(here) if source.person is None else source.person
+    if person not in here:
+        raise InputError(f"unknown person id {person} in frame {t} of {source.sequence}; "
+                         f"persons there: {', '.join(map(str, sorted(here)))}")  # fmt: skip
+    sample = ds[here[person]]
+    meta = sample["meta"]
+    positions = [t, *support_positions(t, len(video.frames), data_cfg.offsets, data_cfg.padding)]
+    describe = {"source": "dataset", "dataset": str(root), "split": split, "sequence": source.sequence,
+                "frame": t, "person": person, "image_id": meta["image_id"], "frames": positions}  # fmt: skip
+    return Clip(sample["key"], sample["support"], _display(sample["key"], sample["support"]), positions,
+                meta["center"].double().numpy(), meta["scale"].double().numpy(), data_cfg.crop, describe,
+                sample["target"], meta["joints"].double().numpy(), tuple(data_cfg.offsets))  # fmt: skip
+
+
+def _video_clip(source: ClipSource, data_cfg, input_size) -> Clip:
+    from famicli.data import transforms as T
+    from famicli.data.windows import support_positions
+
+    t = source.frame
+    first, last = t + min(0, *data_cfg.offsets), t + max(0, *data_cfg.offsets)
+    frames, n = _read_video_frames(Path(source.video), t, first, last)
+    positions = [t, *support_positions(t, n, data_cfg.offsets, data_cfg.padding)]
+    height, width = frames[t].shape[:2]
+    boxes = _frame_boxes(source.boxes, t) if source.boxes is not None else {0: [0.0, 0.0, width, height]}
+    if not boxes:
+        raise InputError(f"{source.boxes}: no box for frame {t}")
+    person = min(boxes) if source.person is None else source.person
+    if person not in boxes:
+        raise InputError(f"unknown person id {person} in frame {t} of {source.video}; "
+                         f"persons there: {', '.join(map(str, sorted(boxes)))}")  # fmt: skip
+    box = T.clean_box(boxes[person], width, height) or boxes[person]
+    center, scale = T.box_to_center_scale(box, data_cfg.aspect_ratio, data_cfg.box_enlarge)
+    matrix = T.input_matrix(center, scale, 0.0, input_size, data_cfg.crop)
+    crops = np.stack([T.warp_image(frames[p], matrix, (input_size[1], input_size[0])) for p in positions])
+    images = T.normalize(crops)  # (1+S, H, W, 3) -> (1+S, 3, H, W)
+    describe = {"source": "video", "video": str(source.video), "boxes": str(source.boxes) if source.boxes else None,
+                "frame": t, "person": person, "box": [float(v) for v in box], "frames": positions}  # fmt: skip
+    return Clip(images[0], images[1:], crops, positions, center, scale, data_cfg.crop, describe,
+                offsets=tuple(data_cfg.offsets))  # fmt: skip
+
+
+def _read_video_frames(path: Path, key: int, first: int, last: int) -> tuple[dict[int, np.ndarray], int]:
+    """Frames ``first``..``last`` of a video as RGB arrays, and the frame count: exact when the video
+    ends before ``last``, else ``last + 1`` (enough for the window padding). Decodes up to ``last``.
+
+    (A small reader of its own until ``famicli.data.video`` exists.)
+    """
+    import av
+
+    if not path.is_file():
+        raise InputError(f"{path}: video not found")
+    frames, n = {}, 0
+    try:
+        with av.open(str(path)) as container:
+            for n, frame in enumerate(container.decode(video=0), start=1):
+                if n - 1 >= first:
+                    frames[n - 1] = frame.to_ndarray(format="rgb24")
+                if n - 1 >= last:
+                    break
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot decode video ({' '.join(str(exc).split())})") from None
+    if not 0 <= key < n:
+        raise InputError(f"frame {key} is out of range: {path} has {n} frames (0..{n - 1})")
+    return frames, n
+
+
+def _frame_boxes(path: Path, frame: int) -> dict[int, list[float]]:
+    """Boxes of ``frame`` in a COCO-style detections file, by person id.
+
+    Entries: ``{"image_id" | "frame", "bbox": [x, y, w, h], "score"?, "track_id"?}``; ``frame`` (or
+    ``image_id``, PoseTrack18 ids reduced to their frame number) is the 0-based frame index. The person
+    id is ``track_id`` when given, else the box's rank by descending score in its frame.
+    """
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read boxes file ({exc})") from None
+    if not isinstance(entries, list):
+        raise InputError(f"{path}: expected a list of detections [{{image_id, bbox, score}}, ...]")
+    mine = []
+    for e in entries:
+        if not isinstance(e, dict):
+            raise InputError(f"{path}: expected a list of detections [{{image_id, bbox, score}}, ...]")
+        f = e.get("frame", e.get("image_id"))
+        f = f % 10_000 if isinstance(f, int) and f >= 10_000_000_000 else f
+        if f == frame and isinstance(e.get("bbox"), list) and len(e["bbox"]) == 4:
+            mine.append(e)
+    mine.sort(key=lambda e: -float(e.get("score", 1.0)))
+    return {int(e.get("track_id", i)): [float(v) for v in e["bbox"]] for i, e in enumerate(mine)}
+
+
+def _display(key, support) -> np.ndarray:
+    """Normalized crops back to uint8 RGB: (3, H, W) + (S, 3, H, W) -> (1+S, H, W, 3)."""
+    import torch
+
+    from famicli.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    x = torch.cat((key[None], support)).movedim(1, -1)  # (1+S, 3, H, W) -> (1+S, H, W, 3)
+    x = x * torch.tensor(IMAGENET_STD) + torch.tensor(IMAGENET_MEAN)
+    return (x.clamp(0, 1) * 255).round().byte().numpy()
+
+
+# ------------------------------------------------------------------------------------------ numbers
