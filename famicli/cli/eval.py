@@ -91,12 +91,7 @@ def eval_command(
         "dataset": dataset.value, "gt": str(gt_dir), "pred": str(pred), "strict": strict,
         "tracker": tracker.value, "order": order.value, "coco": coco, "per_sequence": per_sequence,
     }  # fmt: skip
-    if out is not None:
-        _write_atomic(out, json.dumps(report, indent=2))
-    if json_out:
-        typer.echo(json.dumps(report, indent=2))
-    else:
-        _render(report)
+    _emit(report, out, json_out, _render)
 
 
 def _default_gt(dataset: str, root: Path | None) -> Path:
@@ -116,18 +111,16 @@ def _default_gt(dataset: str, root: Path | None) -> Path:
     return gt
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    import tempfile
+def _emit(report: dict, out: Path | None, json_out: bool, render) -> None:
+    """Write ``report`` to ``out`` (atomically), then print it as JSON or as tables."""
+    if out is not None:
+        from famicli.io import write_json_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_json_atomic(out, report)
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        render(report)
 
 
 class _StderrWarnings(logging.Handler):
@@ -251,12 +244,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
     report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
     plain = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
     report["provenance"]["options"] = {"dataset": dataset, "root": str(root), "weights": str(weights), **plain}
-    if out is not None:
-        _write_atomic(out, json.dumps(report, indent=2))
-    if json_out:
-        typer.echo(json.dumps(report, indent=2))
-    else:
-        _render_model(report)
+    _emit(report, out, json_out, _render_model)
 
 
 def _render_model(report: dict) -> None:
