@@ -38,17 +38,21 @@ def test_depth_read_from_keys(fixture):
     assert model.checkpoint_info["format"] == "official"
 
 
-def test_eval_mode_matches_official(fixture):
-    fx, model, key, support = fixture
-    ref = fx["eval"]
-    with torch.inference_mode():
-        out = model.eval()(key, support)
+def assert_matches_official_eval(out, ref: dict) -> None:
+    """``out`` (a FamiPoseOutput) equals the fixture's eval-mode outputs ``ref`` within TOL."""
     assert rel_l2(out.heatmaps, ref["final_heatmaps"]) <= TOL
     assert rel_l2(out.backbone_heatmaps, ref["backbone_heatmaps"]) <= TOL
     assert rel_l2(out.gtm_translation, torch.stack(ref["gtm_translation"], dim=1)) <= TOL
     assert rel_l2(out.offsets[0][:1], ref["dcn_offset_1"]) <= TOL
     assert rel_l2(out.offsets[3][:1], ref["dcn_offset_4"]) <= TOL
     assert rel_l2(out.masks[0][:1], ref["dcn_mask_1"]) <= TOL
+
+
+def test_eval_mode_matches_official(fixture):
+    fx, model, key, support = fixture
+    with torch.inference_mode():
+        out = model.eval()(key, support)
+    assert_matches_official_eval(out, fx["eval"])
 
 
 def test_train_mode_matches_official_and_gradients_are_finite(fixture):

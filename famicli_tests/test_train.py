@@ -166,7 +166,7 @@ def test_resume_refuses_a_plain_model_checkpoint(synth, tmp_path):
         engine.train(synth, tmp_path / "r", MODEL, DATA, LOSS, TRAIN, resume=tmp_path / "plain.pt", device="cpu")
 
 
-def test_batch_not_divisible_and_fewer_samples_than_a_batch(synth, tmp_path):
+def test_fewer_samples_than_one_batch(synth, tmp_path):
     with pytest.raises(ConfigError, match="fewer than one batch of 4096"):
         engine.train(synth, tmp_path / "b", MODEL, DATA, LOSS, replace(TRAIN, batch_size=4096), device="cpu")
     assert not (tmp_path / "b").exists()
