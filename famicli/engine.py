@@ -281,10 +281,9 @@ def _validate(model: FamiPose, root, data_cfg: DataConfig, dev) -> dict | None:
 
 def _seed(seed: int, epoch: int) -> None:
     """Every epoch starts from RNG states that depend only on (seed, epoch): resume is exact."""
-    s = seed * 1000 + epoch
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
+    from famicli.runtime import seed_everything
+
+    seed_everything(seed * 1000 + epoch)
 
 
 def _get_rng() -> dict:
