@@ -121,6 +121,7 @@ class TrainConfig:
     workers: int = 2  # DataLoader worker processes per rank
     seed: int = 0  # seeds data order, augmentation and initialisation
     validate: bool = True  # PoseTrack AP on the val split after every epoch (when it exists)
+    single_frame: bool = False  # train the HRNet alone on key frames (the single-frame baseline, stage 1)
 
 
 # The official recipe for the paper's model, and a from-scratch schedule for the CPU-sized variant.

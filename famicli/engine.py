@@ -15,7 +15,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +100,13 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
         raise ConfigError(
             f"batch size {train_cfg.batch_size} is not divisible by the {info.world_size} processes"
         )
+    if train_cfg.single_frame and train_cfg.freeze_backbone:
+        raise ConfigError("--single-frame trains the backbone: it cannot be frozen (pass --no-freeze-backbone)")
     if state is None and backbone is None and train_cfg.freeze_backbone:
         raise ConfigError("a frozen backbone needs pretrained weights: pass --backbone CKPT or --no-freeze-backbone")
-    dataset = PoseTrackDataset(root, "train", data_cfg, model_cfg.input_size, model_cfg.heatmap_size, train=True,
+    # single-frame training reads key frames only
+    window_cfg = replace(data_cfg, offsets=()) if train_cfg.single_frame else data_cfg
+    dataset = PoseTrackDataset(root, "train", window_cfg, model_cfg.input_size, model_cfg.heatmap_size, train=True,
                                seed=train_cfg.seed)  # fmt: skip
     _seed(train_cfg.seed, 0)
     model = _build(model_cfg, train_cfg, backbone, state)
@@ -118,14 +122,14 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
         scheduler.load_state_dict(sched)
         start_epoch = int(ts["epoch"])
         _set_rng(ts["rng"])
-    net = model
     if info.enabled and dev.type == "cuda":
         # one BatchNorm over the global batch, as in one process (SyncBatchNorm needs CUDA; on CPU
         # each process normalizes its share of the batch)
-        net = model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = model.backbone if train_cfg.single_frame else model  # what the objective runs
     if info.enabled:
         net = DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None,
+            net, device_ids=[dev.index] if dev.type == "cuda" else None,
         )  # fmt: skip
     sampler = DistributedSampler(
         dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=train_cfg.seed, drop_last=True
@@ -215,7 +219,7 @@ def _epochs(loop: _Loop, result: TrainResult, start_epoch: int, root, data_cfg, 
             }
             save_checkpoint(model, run.last, train_state=train_state)
             if train_cfg.validate:
-                summary["val"] = _validate(model, root, data_cfg, dev)
+                summary["val"] = _validate(model, root, data_cfg, dev, train_cfg.single_frame)
             run.log({"event": "epoch", **summary})
         distributed.barrier(info)
         result.epochs.append(summary)
@@ -230,6 +234,11 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, backbone, state) -> F
     elif backbone is not None:
         source = load_model(backbone)  # any format: famipose, official FAMI-Pose, DCPose, pose-HRNet
         load_strict(model.backbone, source.backbone.state_dict(), Path(backbone), what="backbone")
+    if train_cfg.single_frame:
+        # stage 1: the HRNet and its heatmap layer alone; the temporal modules stay as initialized
+        model.requires_grad_(False)
+        model.backbone.requires_grad_(True)
+        return model
     if train_cfg.freeze_backbone:
         model.freeze_backbone()
     # the backbone's own heatmap layer (the single-frame baseline) is not in the objective, as officially:
@@ -244,6 +253,11 @@ def _step(net, batch, criterion, loss_cfg, train_cfg, dev):
     target = batch["target"].to(dev, non_blocking=True)
     weight = batch["target_weight"].to(dev, non_blocking=True)
     amp = train_cfg.amp and dev.type == "cuda"
+    if train_cfg.single_frame:  # net is the HRNet: (feature, heatmaps) of the key frame
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            heatmaps = net(key)[1]
+        terms = {"heatmap": criterion(heatmaps.float(), target, weight)}
+        return terms, terms["heatmap"]
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         out = net(key, support)
         terms = {"heatmap": criterion(out.heatmaps.float(), target, weight)}
@@ -267,14 +281,16 @@ def _batches(loader):
         raise
 
 
-def _validate(model: FamiPose, root, data_cfg: DataConfig, dev) -> dict | None:
-    """PoseTrack AP of ``model`` on the ``val`` split with ground-truth boxes (None if no val split)."""
+def _validate(model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False) -> dict | None:
+    """PoseTrack AP of ``model`` (of its backbone with ``single_frame``) on the ``val`` split with
+    ground-truth boxes (None if no val split)."""
     from famicli.inference.evaluate import evaluate_with_gt_boxes
 
     val = Path(root) / "annotations" / "val"
     if not val.is_dir() or not any(val.glob("*.json")):
         return None
-    report = evaluate_with_gt_boxes(model, root, "val", data_cfg, device=dev)
+    report = evaluate_with_gt_boxes(model, root, "val", data_cfg, device=dev,
+                                    heads="backbone" if single_frame else "final")  # fmt: skip
     model.train()
     return report
 

@@ -158,6 +158,34 @@ def test_frozen_backbone_is_initialized_from_backbone_and_stays_fixed(synth, tmp
     assert moved, "the temporal modules did not train"
 
 
+def test_single_frame_trains_the_backbone_alone_and_scores_its_heatmaps(synth, tmp_path):
+    from famicli.models.famipose import FamiPose
+    from famicli.runtime import seed_everything
+
+    with pytest.raises(ConfigError, match="cannot be frozen"):
+        engine.train(synth, tmp_path / "x", MODEL, DATA, LOSS, replace(TRAIN, single_frame=True, freeze_backbone=True),
+                     device="cpu")  # fmt: skip
+    cfg = replace(TRAIN, epochs=1, single_frame=True, validate=True)
+    result = engine.train(synth, tmp_path / "sf", MODEL, DATA, LOSS, cfg, device="cpu")
+    steps = _steps(tmp_path / "sf")
+    assert set(steps[0]) == {"epoch", "step", "lr", "heatmap", "loss"}  # no MI terms: one frame, no alignment
+    assert all(s["loss"] == s["heatmap"] for s in steps)
+    assert 0.0 <= result.epochs[0]["val"]["ap"]["Total"] <= 100.0
+    seed_everything(cfg.seed * 1000)  # the engine's initialization seed
+    initial = FamiPose(MODEL)
+    trained = load_model(result.checkpoint)
+    after = dict(trained.named_parameters())
+    moved = {n for n, p in initial.named_parameters() if not torch.equal(p, after[n])}
+    assert moved and all(n.startswith("backbone.") for n in moved), sorted(moved)[:5]
+    assert "backbone.final_layer.weight" in moved  # the single-frame head trains too
+    # stage 2, the official recipe: FAMI-Pose on top of the frozen single-frame backbone
+    run2 = engine.train(synth, tmp_path / "fami", MODEL, DATA, LOSS, replace(TRAIN, epochs=1, freeze_backbone=True),
+                        backbone=result.checkpoint, device="cpu")  # fmt: skip
+    fami = load_model(run2.checkpoint)
+    for name, tensor in trained.backbone.state_dict().items():
+        assert torch.equal(tensor, fami.backbone.state_dict()[name]), name
+
+
 def test_resume_refuses_a_plain_model_checkpoint(synth, tmp_path):
     from famicli.models.famipose import FamiPose
 

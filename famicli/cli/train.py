@@ -23,6 +23,7 @@ def train_command(
     lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
     lr_steps: str = typer.Option(None, help="Epochs at which the LR is multiplied by 0.1, comma-separated (w48: 8,12,16)."),
     freeze_backbone: bool = typer.Option(None, "--freeze-backbone/--no-freeze-backbone", help="Freeze the HRNet."),
+    single_frame: bool = typer.Option(False, "--single-frame", help="Train the HRNet backbone alone on key frames (the single-frame baseline; its checkpoint is a --backbone)."),
     mi_estimator: str = typer.Option("official", help="MI estimator: official or corrected."),
     alpha: float = typer.Option(0.5, help="Weight of the MI terms (0: heatmap loss only)."),
     beta: float = typer.Option(0.1, help="Weight of the MI terms on the aggregated feature."),
@@ -46,7 +47,7 @@ def train_command(
         except ValueError:
             raise typer.BadParameter(f"{lr_steps!r}: expected comma-separated epochs, e.g. 8,12,16") from None
     overrides = dict(epochs=epochs, batch_size=batch, lr=lr, lr_steps=steps, freeze_backbone=freeze_backbone, workers=workers,
-                     seed=seed, grad_clip=grad_clip, validate=not no_val)  # fmt: skip
+                     single_frame=single_frame or None, seed=seed, grad_clip=grad_clip, validate=not no_val)  # fmt: skip
     cfgs = train_configs(variant, mi_estimator=mi_estimator, alpha=alpha, beta=beta, sigma=sigma, **overrides)
     if out is None:
         out = resume.parent if resume is not None else Path("runs/train")

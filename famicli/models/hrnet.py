@@ -104,6 +104,22 @@ class PoseHRNet(nn.Module):
             previous = widths
         self.final_layer = nn.Conv2d(cfg.widths[0], num_joints, 1)
         self.num_stages = len(cfg.widths)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The official pose-HRNet initialization: convolutions N(0, 0.001) with zero bias, BN (1, 0).
+
+        Training from scratch depends on it: with PyTorch's default initialization the tiny variant
+        stays near the all-zero-heatmap plateau several times longer (docs/training.md).
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     @staticmethod
     def _transition(previous: list[int], current: list[int]) -> nn.ModuleList:
