@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from famicli.config import DataConfig
+from famicli.errors import ConfigError
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.export import annolist_document, person_annotation, posetrack18_document
 from famicli.io import write_json_atomic
@@ -23,8 +25,10 @@ from famicli.io import write_json_atomic
 
 @torch.no_grad()
 def predict_gt_boxes(model, root, split: str, data_cfg: DataConfig, device="cpu", batch_size: int = 32,
-                     workers: int = 0) -> tuple[list, dict[str, list[dict]]]:  # fmt: skip
+                     workers: int = 0, heads: str = "final") -> tuple[list, dict[str, list[dict]]]:  # fmt: skip
     """Predict every labeled person of ``split`` from its ground-truth box.
+
+    ``heads="backbone"`` scores the single-frame backbone's heatmaps (key frames only are read).
 
     Returns:
         The dataset's videos and, per video name, the predicted annotations (:func:`person_annotation`).
@@ -34,8 +38,11 @@ def predict_gt_boxes(model, root, split: str, data_cfg: DataConfig, device="cpu"
     from famicli.data.posetrack import PoseTrackDataset
     from famicli.data.transforms import heatmap_to_image
 
+    if heads not in ("final", "backbone"):
+        raise ConfigError(f"unknown heads {heads!r}; choose from: final, backbone")
     cfg = model.cfg
-    dataset = PoseTrackDataset(root, split, data_cfg, cfg.input_size, cfg.heatmap_size, train=False)
+    window_cfg = replace(data_cfg, offsets=()) if heads == "backbone" else data_cfg
+    dataset = PoseTrackDataset(root, split, window_cfg, cfg.input_size, cfg.heatmap_size, train=False)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     was_training = model.training
     model.eval()
@@ -44,8 +51,11 @@ def predict_gt_boxes(model, root, split: str, data_cfg: DataConfig, device="cpu"
     preds: dict[str, list[dict]] = {v.name: [] for v in dataset.videos}
     try:
         for batch in loader:
-            out = model(batch["key"].to(device), batch["support"].to(device))
-            coords, scores = decode_heatmaps(out.heatmaps.float().cpu())
+            if heads == "backbone":
+                heatmaps = model.backbone(batch["key"].to(device))[1]
+            else:
+                heatmaps = model(batch["key"].to(device), batch["support"].to(device)).heatmaps
+            coords, scores = decode_heatmaps(heatmaps.float().cpu())
             meta = batch["meta"]
             xy = heatmap_to_image(coords, meta["center"], meta["scale"], cfg.heatmap_size, data_cfg.crop)
             for i in range(len(xy)):
@@ -57,7 +67,8 @@ def predict_gt_boxes(model, root, split: str, data_cfg: DataConfig, device="cpu"
 
 
 def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig | None = None, device="cpu",
-                           batch_size: int = 32, workers: int = 0, pred_dir: str | Path | None = None) -> dict:  # fmt: skip
+                           batch_size: int = 32, workers: int = 0, pred_dir: str | Path | None = None,
+                           heads: str = "final") -> dict:  # fmt: skip
     """PoseTrack AP (and MOTA, COCO AP) of ``model`` on ``split`` with ground-truth boxes.
 
     Args:
@@ -67,6 +78,7 @@ def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig
         data_cfg: window and crop settings (default: ``DataConfig()``).
         device: where the model runs.
         pred_dir: keep the prediction files there (default: a temporary folder, removed).
+        heads: ``final`` scores FAMI-Pose's heatmaps, ``backbone`` the single-frame backbone's.
 
     Returns:
         ``famicli.evaluate(...).to_dict()`` without the per-joint tables: ``ap``, ``mota``,
@@ -75,7 +87,7 @@ def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig
     from famicli.metrics.evaluate import evaluate
 
     data_cfg = data_cfg or DataConfig()
-    videos, preds = predict_gt_boxes(model, root, split, data_cfg, device, batch_size, workers)
+    videos, preds = predict_gt_boxes(model, root, split, data_cfg, device, batch_size, workers, heads)
     gt_dir = Path(root) / "annotations" / split
     with tempfile.TemporaryDirectory(prefix="famipose-val-") as tmp:
         out = Path(pred_dir) if pred_dir is not None else Path(tmp)
@@ -112,7 +124,8 @@ REFERENCE_AP = {
 @torch.no_grad()
 def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold: float | None = None,
                    data_cfg: DataConfig | None = None, device="cpu", dtype: str = "fp32", flip: bool = False,
-                   batch_size: int = 16, pred_dir=None, progress=None) -> dict | None:  # fmt: skip
+                   batch_size: int = 16, pred_dir=None, progress=None, mode: str = "exact",
+                   chunk: int = 8, max_shift: float | None = None) -> dict | None:  # fmt: skip
     """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
 
     Each sequence's frames (an image folder) stream through :func:`famicli.inference.stream.run`
@@ -128,7 +141,8 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
         root: dataset folder (``annotations/<split>/*.json`` and the frames).
         boxes: None for ground-truth boxes, else a detections file (:class:`famicli.inference.detect.BoxFile`).
         box_threshold: minimum score of file boxes (default 0.2, the official evaluation's).
-        device, dtype, flip, batch_size: as for :func:`famicli.predict_video`.
+        device, dtype, flip, batch_size, mode, chunk, max_shift: as for :func:`famicli.predict_video` (``mode="fast"``:
+            the cached streaming mode, ground-truth track ids or boxes tracked on IoU before the poses).
         pred_dir: keep the prediction files in ``pred_dir/famipose`` and ``pred_dir/backbone``.
         progress: called with (sequences done, sequences in all, sequence name).
 
@@ -143,11 +157,15 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     from famicli.data.video import ImageSequence
     from famicli.inference.detect import BoxFile, GroundTruthBoxes
     from famicli.inference.export import VideoPrediction
-    from famicli.inference.predictor import PoseEstimator
+    from famicli.inference.predictor import PoseEstimator, PredictConfig
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
     from famicli.runtime import resolve_dtype
 
+    from famicli.inference.cached import MAX_SHIFT
+
+    max_shift = MAX_SHIFT if max_shift is None else max_shift
+    PredictConfig(mode=mode, chunk=chunk, max_shift=max_shift).validate()  # bad options before anything starts
     t0 = time.perf_counter()
     device = torch.device(device)
     was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -155,7 +173,8 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)  # NCCL collectives run on the current device
-    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(dtype), flip)
+    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(dtype), flip,
+                              fast_path=mode == "fast")  # fmt: skip
     box_file = None if boxes is None else BoxFile(boxes, 0.2 if box_threshold is None else box_threshold)
     files = sequence_files(root, split)
     mine = files[info.rank :: info.world_size]
@@ -169,7 +188,8 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
                 box_src = GroundTruthBoxes(video)
             else:
                 box_src = box_file.for_video(video.name, len(video.frames), require=False)
-            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=batch_size, skip_unneeded=True)
+            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=batch_size, skip_unneeded=True,
+                           chunk=chunk if mode == "fast" else None, max_shift=max_shift)  # fmt: skip
             pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
             doc, fmt = prediction_document(video, pred.annotations("famipose"))
             backbone, _ = prediction_document(video, pred.annotations("backbone"))
@@ -198,6 +218,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
     reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
     return {**reports, "boxes": box_info, "reference": reference, "sequences": len(files),
+            "inference": {"mode": mode, **({"chunk": chunk, "max_shift": max_shift} if mode == "fast" else {})},
             "frames": frames, "persons": persons, "processes": info.world_size,
             "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
 

@@ -10,6 +10,10 @@ key frame are decoded too: the single-frame baseline the paper compares with.
 Frames stream through :mod:`famicli.inference.stream` with bounded memory; persons of
 consecutive key frames are batched together (``batch_size`` persons per forward pass) and tracked
 frame by frame with their poses (IoU + OKS, :mod:`famicli.inference.track`).
+
+``mode="fast"`` runs the cached streaming mode of :mod:`famicli.inference.cached` instead: boxes
+are tracked first, one crop box per track and chunk of frames, each frame's backbone feature
+computed once and shared by the neighbouring key frames.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import torch
 from famicli.config import DataConfig
 from famicli.data import transforms as T
 from famicli.errors import ConfigError
+from famicli.inference.cached import MAX_SHIFT
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
 
 log = logging.getLogger(__name__)
+
+MODES = ("exact", "fast")  # predict --mode
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,22 @@ class PredictConfig:
     max_age: int = 30  # frames a track survives without a matching box
     track_threshold: float = 0.3  # minimum similarity (IoU, or mean of IoU and OKS) to continue a track
     fps: float | None = None  # frame rate of an image folder (videos carry their own)
+    mode: str = "exact"  # exact: every window cropped with its key frame's box; fast: cached features (see cached.py)
+    chunk: int = 8  # fast mode: most frames sharing one crop box per track (and the frames held)
+    max_shift: float = MAX_SHIFT  # fast mode: largest offset of a shared crop's centre from a person's own, box heights
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.detect_every < 1:
             raise ConfigError(f"batch_size ({self.batch_size}) and detect_every ({self.detect_every}) must be >= 1")
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose from: {', '.join(MODES)}")
+        if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
+            raise ConfigError(f"chunk {self.chunk!r} must be an integer >= 1 (frames sharing one crop box in fast mode)")
+        if not 0 <= self.max_shift < float("inf"):
+            raise ConfigError(f"max_shift {self.max_shift} must be >= 0 (box heights)")
+        if self.mode == "fast" and self.detect_every > 1:
+            raise ConfigError(f"detect_every {self.detect_every} needs mode exact: fast mode tracks the boxes before "
+                              "the poses, so boxes cannot follow the poses")  # fmt: skip
         if self.detect_every > 1 and (self.boxes is not None or self.detector == "full-frame"):
             raise ConfigError(f"detect_every {self.detect_every} needs a detector (--detector torchvision), "
                               "not a boxes file or full-frame boxes")  # fmt: skip
@@ -65,16 +84,43 @@ class PoseEstimator:
         data_cfg: window offsets/padding, crop aspect, enlargement and affine convention.
         device, dtype: where and how the model runs (non-fp32 dtypes use autocast).
         flip: flip test.
+        fast_path: run an inference-only copy with BatchNorm folded
+            (:func:`famicli.models.fast.optimize_for_inference`; same numbers to float rounding).
     """
 
-    def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False):
+    def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False,
+                 fast_path: bool = False):  # fmt: skip
         if dtype != torch.float32 and torch.device(device).type != "cuda":
             name = str(dtype).removeprefix("torch.")
             raise ConfigError(f"dtype {name} needs a CUDA device (torchvision's deform_conv2d has no {name} CPU "
                               f"kernel); use fp32 on {device}")  # fmt: skip
+        if fast_path:
+            from famicli.models.fast import optimize_for_inference
+
+            info = getattr(model, "checkpoint_info", None)
+            model = optimize_for_inference(model)
+            if info is not None:
+                model.checkpoint_info = info
         self.model, self.cfg, self.device = model.eval(), data_cfg, torch.device(device)
-        self.dtype, self.flip = dtype, flip
+        self.dtype, self.flip, self.fast_path = dtype, flip, fast_path
         self.input_size, self.heatmap_size = model.cfg.input_size, model.cfg.heatmap_size
+
+    def crop_box(self, box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """Centre (2,) and scale (2,) of the crop of ``box`` (x, y, w, h) in a ``width`` x ``height`` frame:
+        the official box sanitation, then aspect 3:4 and the enlargement, as in training."""
+        box = T.clean_box(box, width, height) or list(box)
+        return T.box_to_center_scale(box, self.cfg.aspect_ratio, self.cfg.box_enlarge)
+
+    def warp(self, frames: list[np.ndarray], center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Crop every frame of ``frames`` with one centre/scale: (T, H, W, 3) uint8. A frame listed
+        twice (the padding repeats frames) is warped once."""
+        matrix = T.input_matrix(center, scale, 0.0, self.input_size, self.cfg.crop)
+        h, w = self.input_size
+        warped: dict[int, np.ndarray] = {}
+        for f in frames:
+            if id(f) not in warped:
+                warped[id(f)] = T.warp_image(f, matrix, (w, h))
+        return np.stack([warped[id(f)] for f in frames])
 
     def crop(self, window: list[np.ndarray], box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Crop the frames of one window (key frame first) with ``box`` (x, y, w, h) of the key frame.
@@ -83,15 +129,46 @@ class PoseEstimator:
             crops (T, H, W, 3) uint8, center (2,), scale (2,).
         """
         height, width = window[0].shape[:2]
-        box = T.clean_box(box, width, height) or list(box)
-        center, scale = T.box_to_center_scale(box, self.cfg.aspect_ratio, self.cfg.box_enlarge)
-        matrix = T.input_matrix(center, scale, 0.0, self.input_size, self.cfg.crop)
-        h, w = self.input_size
-        warped: dict[int, np.ndarray] = {}  # a frame repeated by the padding is warped once
-        for f in window:
-            if id(f) not in warped:
-                warped[id(f)] = T.warp_image(f, matrix, (w, h))
-        return np.stack([warped[id(f)] for f in window]), center, scale
+        center, scale = self.crop_box(box, width, height)
+        return self.warp(window, center, scale), center, scale
+
+    @torch.no_grad()
+    def features(self, crops: np.ndarray) -> torch.Tensor:
+        """Backbone features of N crops (N, H, W, 3) uint8: (N, C, h, w); with flip, (N, 2C, h, w), the
+        mirrored crops' features in the second half of the channels."""
+        x = T.normalize(crops).to(self.device)  # (N, H, W, 3) -> (N, 3, H, W)
+        with self._autocast():
+            z = self.model.features(x)
+            if self.flip:
+                z = torch.cat((z, self.model.features(x.flip(-1))), dim=1)  # (N, C, h, w) x 2 -> (N, 2C, h, w)
+        return z
+
+    @torch.no_grad()
+    def from_features(self, z_t: torch.Tensor, z_s: torch.Tensor, centers: np.ndarray,
+                      scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Keypoints of B key frames from :meth:`features` rows: ``z_t`` (B, C, h, w) of the key crops,
+        ``z_s`` (B, S, C, h, w) of the supporting crops; centers, scales (B, 2) of the crops.
+
+        Returns:
+            FAMI-Pose and backbone keypoints, each (B, K, 3) (x, y, score) in image pixels.
+        """
+        c = z_t.shape[1] // 2 if self.flip else z_t.shape[1]
+        final, backbone = self._temporal(z_t[:, :c], z_s[:, :, :c])
+        if self.flip:
+            f_final, f_backbone = self._temporal(z_t[:, c:], z_s[:, :, c:])
+            final = (final + self._flip_back(f_final)) / 2
+            backbone = (backbone + self._flip_back(f_backbone)) / 2
+        return self._decode(final, centers, scales), self._decode(backbone, centers, scales)
+
+    def _temporal(self, z_t: torch.Tensor, z_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._autocast():
+            out = self.model.forward_features(z_t, z_s)
+        return out.heatmaps.float(), out.backbone_heatmaps.float()
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +189,7 @@ class PoseEstimator:
         return self._decode(final, centers, scales), self._decode(backbone, centers, scales)
 
     def _heatmaps(self, key: torch.Tensor, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        autocast = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32
-                    else contextlib.nullcontext())  # fmt: skip
-        with autocast:
+        with self._autocast():
             out = self.model(key, support)
         return out.heatmaps.float(), out.backbone_heatmaps.float()
 
@@ -139,8 +214,9 @@ class PoseEstimator:
 def predict_video(path, weights=None, *, model=None, variant: str | None = None, out=None, render: bool = True,
                   boxes=None, detector: str | None = None, box_threshold: float | None = None, detect_every: int = 1,
                   device: str = "auto", dtype: str = "fp32", flip: bool = False, batch_size: int = 16,
-                  max_age: int = 30, track_threshold: float = 0.3, fps: float | None = None,
-                  data_cfg: DataConfig | None = None, progress: Callable | None = None):  # fmt: skip
+                  max_age: int = 30, track_threshold: float = 0.3, fps: float | None = None, mode: str = "exact",
+                  chunk: int = 8, max_shift: float | None = None, data_cfg: DataConfig | None = None,
+                  progress: Callable | None = None):  # fmt: skip
     """Every person's pose in every frame of a video, with track ids.
 
     >>> result = famicli.predict_video("clip.mp4", weights="famipose_w48.pt", boxes="clip_boxes.json")
@@ -154,7 +230,9 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
         out: also write ``<stem>.posetrack.json``, ``<stem>.coco.json``, ``<stem>.overlay.mp4`` (with
             ``render``) and ``run.json`` there, atomically: on failure nothing is left half-written.
         boxes, detector, box_threshold, detect_every, device, dtype, flip, batch_size, max_age,
-            track_threshold, fps: see :class:`PredictConfig`.
+            track_threshold, fps, mode, chunk, max_shift: see :class:`PredictConfig`; ``mode="fast"`` is the cached
+            streaming mode (:mod:`famicli.inference.cached`, with the exact fast path of
+            :mod:`famicli.models.fast`).
         data_cfg: window and crop settings (default ``DataConfig()``, as in training).
         progress: called with (frames done, frames in all).
 
@@ -174,7 +252,8 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
     from famicli.runtime import resolve_device, resolve_dtype
 
     cfg = PredictConfig(detector, None if boxes is None else str(boxes), box_threshold, detect_every, device, dtype,
-                        flip, batch_size, max_age, track_threshold, fps)  # fmt: skip
+                        flip, batch_size, max_age, track_threshold, fps, mode, chunk,
+                        MAX_SHIFT if max_shift is None else max_shift)  # fmt: skip
     cfg.validate()
     dev, dt = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     path = Path(path)
@@ -188,7 +267,8 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
             if weights is None:
                 raise ConfigError("no weights: pass --weights CKPT (a famipose or official FAMI-Pose checkpoint)")
             model = load_model(weights, variant, dev)
-        estimator = PoseEstimator(model.to(dev), data_cfg or DataConfig(), dev, dt, cfg.flip)
+        estimator = PoseEstimator(model.to(dev), data_cfg or DataConfig(), dev, dt, cfg.flip,
+                                  fast_path=cfg.mode == "fast")  # fmt: skip
         if out is None:
             return _predict(name, source, box_src, estimator, cfg, None, progress, t0)
         return _predict_to(Path(out), render, name, source, box_src, estimator, cfg, progress, t0)
@@ -209,7 +289,8 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
 
     tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
     frames, timings = run(source, boxes, estimator, tracker, batch_size=cfg.batch_size, detect_every=cfg.detect_every,
-                          on_frame=render if writer else None, progress=progress)  # fmt: skip
+                          on_frame=render if writer else None, progress=progress,
+                          chunk=cfg.chunk if cfg.mode == "fast" else None, max_shift=cfg.max_shift)  # fmt: skip
     if writer is not None:
         t_close = time.perf_counter()
         writer.close()
@@ -223,6 +304,7 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
                         weights=getattr(model, "checkpoint_info", None), model=model.cfg.to_dict(),
                         data=dataclasses.asdict(estimator.cfg), options=dataclasses.asdict(cfg),
                         boxes=boxes.description, device=str(estimator.device), dtype=cfg.dtype, overlay=overlay,
+                        inference=_inference_record(cfg, estimator.fast_path),
                         timings=timings)  # fmt: skip
     return VideoPrediction(name, images, frames, record | _speed(timings, t0), image_ids)
 
@@ -261,6 +343,13 @@ def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress
                 p.rmdir()
         raise
     return result
+
+
+def _inference_record(cfg: PredictConfig, fast_path: bool) -> dict:
+    """How the poses were computed, for run.json: the mode and, in fast mode, its settings."""
+    if cfg.mode == "exact":
+        return {"mode": "exact", "fast_path": fast_path}
+    return {"mode": "fast", "chunk": cfg.chunk, "max_shift": cfg.max_shift, "fast_path": fast_path}
 
 
 def _speed(timings: dict, t0: float) -> dict:

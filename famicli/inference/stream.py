@@ -5,6 +5,7 @@ ended), with the supporting frames of :func:`famicli.data.windows.support_positi
 holds the window around the next key frame plus the key frames waiting for a batch, never the
 video. The persons of consecutive key frames are batched into one forward pass; tracking then
 runs frame by frame, in order, with the poses (:class:`famicli.inference.track.GreedyTracker`).
+The cached streaming mode (``chunk`` in :func:`run`) swaps in :mod:`famicli.inference.cached`.
 """
 
 from __future__ import annotations
@@ -187,13 +188,18 @@ class Pipeline:
 
 def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 16,
         detect_every: int = 1, on_frame: Callable | None = None, progress: Callable | None = None,
-        skip_unneeded: bool = False) -> tuple[list[FramePoses], dict]:  # fmt: skip
+        skip_unneeded: bool = False, chunk: int | None = None,
+        max_shift: float | None = None) -> tuple[list[FramePoses], dict]:  # fmt: skip
     """Stream ``source`` (a :class:`famicli.data.video.VideoSource`) through a :class:`Pipeline`.
 
     Args:
         skip_unneeded: do not read frames outside every window with boxes (image folders with a
             boxes file or ground truth; nothing is rendered then).
         progress: called with (frames done, frames in all).
+        chunk: None for exact mode; else the cached streaming mode
+            (:class:`famicli.inference.cached.CachedPipeline`) with chunks of ``chunk`` frames.
+        max_shift: with ``chunk``, how far a shared crop's centre may be from a person's own, in box
+            heights (None: :data:`famicli.inference.cached.MAX_SHIFT`).
 
     Returns:
         Each frame's :class:`FramePoses` and the timings: seconds per stage (decode, detect, crop,
@@ -211,7 +217,14 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
         if progress is not None:
             progress(done[0], total)
 
-    pipe = Pipeline(estimator, boxes, tracker, batch_size, detect_every, handed_over, timer)
+    if chunk is None:
+        pipe = Pipeline(estimator, boxes, tracker, batch_size, detect_every, handed_over, timer)
+    else:
+        from famicli.inference.cached import MAX_SHIFT, CachedPipeline  # imports this module
+
+        assert detect_every == 1, "fast mode tracks boxes before poses: every frame needs its boxes"
+        shift = MAX_SHIFT if max_shift is None else max_shift
+        pipe = CachedPipeline(estimator, boxes, tracker, chunk, batch_size, handed_over, timer, shift)
     needed = pipe.needed(boxes.frames()) if skip_unneeded and hasattr(boxes, "frames") else None
     frames, end = source.frames(needed), object()
     n = 0
@@ -224,6 +237,9 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
         n += 1
     results = pipe.finish(n)
     timings = {k: round(v, 4) for k, v in timer.seconds.items()}
-    return results, {"seconds": timings, "frames": n, "frames_buffered_max": pipe.max_buffered}
+    record = {"seconds": timings, "frames": n, "frames_buffered_max": pipe.max_buffered}
+    if chunk is not None:
+        record.update(key_frames=pipe.key_frames, backbone_crops=pipe.backbone_crops)
+    return results, record
 
 

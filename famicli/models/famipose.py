@@ -68,8 +68,23 @@ class FamiPose(nn.Module):
         """
         b, s = self._check_inputs(key, support)
         crops = torch.cat((key.unsqueeze(1), support), dim=1).flatten(0, 1)  # (B, 1+S, 3, H, W) -> (B*T, 3, H, W)
-        feats = self.backbone.features(crops).unflatten(0, (b, 1 + s))  # (B*T, C, h, w) -> (B, T, C, h, w)
-        z_t, z_s = feats[:, 0], feats[:, 1:]
+        feats = self.features(crops).unflatten(0, (b, 1 + s))  # (B*T, C, h, w) -> (B, T, C, h, w)
+        return self.forward_features(feats[:, 0], feats[:, 1:])
+
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        """Backbone features (N, C, h, w) of N normalized crops (N, 3, H, W)."""
+        return self.backbone.features(crops)
+
+    def forward_features(self, z_t: torch.Tensor, z_s: torch.Tensor) -> FamiPoseOutput:
+        """The temporal part of :meth:`forward`, from backbone features already computed (the same numbers).
+
+        Cached inference (``famicli.inference.cached``) computes each frame's feature once and passes
+        it to several key frames here.
+
+        Args:
+            z_t: (B, C, h, w) backbone feature of the key frame's crop.
+            z_s: (B, S, C, h, w) backbone features of the supporting crops, in model order.
+        """
         z_sup, translation = self.global_transform(z_t, z_s)
         aligned, offsets, masks = self.local_calibration(z_t, z_sup)
         z_agg = self.aggregation(torch.cat((z_t, aligned), dim=1))  # (B, 2C, h, w) -> (B, C, h, w)

@@ -130,15 +130,27 @@ class FastFamiPose(nn.Module):
             key: (B, 3, H, W) normalized crop of the key frame.
             support: (B, S, 3, H, W) crops of the supporting frames.
         """
-        m = self.model
         with torch.inference_mode():
-            b, s = m._check_inputs(key, support)
+            b, s = self.model._check_inputs(key, support)
             crops = torch.cat((key.unsqueeze(1), support), dim=1).flatten(0, 1)  # (B, T, 3, H, W) -> (B*T, 3, H, W)
+            feats = self.features(crops).unflatten(0, (b, 1 + s))  # (B*T, C, h, w) -> (B, T, C, h, w)
+            return self.forward_features(feats[:, 0], feats[:, 1:])
+
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        """Backbone features (N, C, h, w), NCHW, of N normalized crops (N, 3, H, W)."""
+        with torch.inference_mode():
             if self.channels_last:
                 crops = crops.contiguous(memory_format=torch.channels_last)
-            feats = m.backbone.features(crops).contiguous()  # (B*T, C, h, w), back to NCHW
-            feats = feats.unflatten(0, (b, 1 + s))  # (B*T, C, h, w) -> (B, T, C, h, w)
-            z_t, z_s = feats[:, 0], feats[:, 1:]
+            return self.model.backbone.features(crops).contiguous()  # back to NCHW
+
+    def forward_features(self, z_t: torch.Tensor, z_s: torch.Tensor) -> FamiPoseOutput:
+        """:meth:`FamiPose.forward_features`: the temporal part from backbone features.
+
+        Args:
+            z_t: (B, C, h, w) key-frame feature. z_s: (B, S, C, h, w) supporting features.
+        """
+        m = self.model
+        with torch.inference_mode():
             z_sup, translation = _batched_global_transform(m.global_transform, z_t, z_s)
             aligned, offsets, masks = m.local_calibration(z_t, z_sup)
             z_agg = m.aggregation(torch.cat((z_t, aligned), dim=1))  # (B, 2C, h, w) -> (B, C, h, w)

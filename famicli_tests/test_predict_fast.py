@@ -1,0 +1,304 @@
+"""The cached streaming mode (``predict --mode fast``, famicli.inference.cached): the forward split,
+windows at chunk boundaries and video ends, fast == exact for a person standing still, crop boxes
+shared within ``max_shift``, files readable by ``famipose eval``, and option errors."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from famicli.cli.app import app
+from famicli.config import DataConfig
+from famicli.data.windows import support_positions
+from famicli.inference.cached import union_box
+from famicli.inference.detect import Detections, FullFrame
+from famicli.inference.stream import run
+from famicli.inference.track import GreedyTracker
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is as fast on an idle machine and many times faster on a busy
+    one (a thread pool larger than the free cores spins); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- the forward split -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import famicli
+
+    torch.manual_seed(0)
+    model = famicli.build_model("tiny")
+    for m in model.modules():  # non-trivial BN statistics, so that the fast path's folding matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def test_forward_features_equals_forward(tiny):
+    from famicli.models.fast import optimize_for_inference
+
+    h, w = tiny.cfg.input_size
+    key, support = torch.randn(2, 3, h, w), torch.randn(2, tiny.cfg.num_support, 3, h, w)
+    crops = torch.cat((key[:, None], support), dim=1).flatten(0, 1)  # (B, T, 3, H, W) -> (B*T, 3, H, W)
+    fast = optimize_for_inference(tiny)
+    with torch.no_grad():
+        ref = tiny(key, support)
+        feats = tiny.features(crops).unflatten(0, (2, 5))  # (B*T, C, h, w) -> (B, T, C, h, w)
+        split = tiny.forward_features(feats[:, 0], feats[:, 1:])
+    for a, b in ((split.heatmaps, ref.heatmaps), (split.backbone_heatmaps, ref.backbone_heatmaps),
+                 (split.gtm_translation, ref.gtm_translation)):  # fmt: skip
+        assert torch.equal(a, b)  # the same operations on the same numbers
+    whole = fast(key, support)
+    feats = fast.features(crops).unflatten(0, (2, 5))
+    part = fast.forward_features(feats[:, 0], feats[:, 1:])
+    assert torch.equal(part.heatmaps, whole.heatmaps)
+    torch.testing.assert_close(part.heatmaps, ref.heatmaps, rtol=1e-4, atol=1e-5)
+
+
+# --- the streaming loop with a stand-in estimator ------------------------------------------------
+
+
+class FeatureEstimator:
+    """Crops keep the frame's index (frame pixels hold it) and features are that index, so each key
+    frame's keypoints record the frames its window was made of, and the crop centre it used."""
+
+    cfg = DataConfig()
+    model = SimpleNamespace(cfg=SimpleNamespace(num_joints=17))
+
+    def __init__(self):
+        self.crop_boxes, self.crops = [], 0
+
+    def crop_box(self, box, width, height):
+        x, y, w, h = box
+        self.crop_boxes.append([float(v) for v in box])
+        return np.array([x + w / 2, y + h / 2]), np.array([w, h]) / 200
+
+    def warp(self, frames, center, scale):
+        return np.stack([f[:2, :2] for f in frames])
+
+    def features(self, crops):
+        self.crops += len(crops)
+        return crops[:, 0, 0, 0].astype(float)  # (N,) the frame index
+
+    def from_features(self, z_t, z_s, centers, scales):
+        kp = np.zeros((len(z_t), 17, 3))
+        kp[:, 0, 0], kp[:, 1:5, 0], kp[:, 5, :2] = z_t, z_s, centers
+        return kp, kp.copy()
+
+
+class FakeSource:
+    """``n`` frames of 8x8 pixels whose value is the frame index."""
+
+    def __init__(self, n: int):
+        self.info = SimpleNamespace(frames=n)
+
+    def frames(self, needed=None):
+        for t in range(self.info.frames):
+            yield np.full((8, 8, 3), t, np.uint8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 17])
+@pytest.mark.parametrize("chunk", [1, 3, 8])
+def test_windows_at_chunk_boundaries_and_video_ends(n, chunk):
+    est, seen = FeatureEstimator(), []
+    poses, timings = run(FakeSource(n), FullFrame(), est, GreedyTracker(), batch_size=4, chunk=chunk,
+                         on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))))  # fmt: skip
+    assert seen == [(t, t) for t in range(n)] and len(poses) == n
+    for t, p in enumerate(poses):
+        assert p.keypoints[0, 0, 0] == t  # its own feature
+        assert p.keypoints[0, 1:5, 0].tolist() == support_positions(t, n)  # the official padding at the ends
+        assert list(p.track_ids) == [0]
+    # one box that never moves: each chunk's frames and margins go through the backbone once
+    expected = sum(len({q for k in range(s, min(s + chunk, n)) for q in (k, *support_positions(k, n))})
+                   for s in range(0, n, chunk))  # fmt: skip
+    assert est.crops == timings["backbone_crops"] == expected and timings["key_frames"] == n
+    assert timings["frames_buffered_max"] <= chunk + 4
+
+
+class Walkers:
+    """Two persons 100 px apart walking right, 2 px per frame (3 % of their height); no track ids."""
+
+    description = {"source": "test"}
+
+    def __call__(self, t, frame):
+        return Detections(np.array([[10.0 + 2 * t, 10, 30, 60], [110.0 + 2 * t, 10, 30, 60]]), np.ones(2))
+
+
+def test_crop_boxes_are_shared_within_max_shift():
+    n = 8
+    # max_shift 0: nothing moves less than that, every key frame has its own crop box
+    est = FeatureEstimator()
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=0.0)
+    assert sorted(est.crop_boxes) == sorted(list(b) for p in poses for b in p.boxes.tolist())
+    assert timings["backbone_crops"] == sum(len({t, *support_positions(t, n)}) for t in range(n)) * 2
+    # large max_shift: one box per track and chunk, the union of the track's boxes
+    est = FeatureEstimator()
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=4, max_shift=1.0)
+    assert [p.track_ids.tolist() for p in poses] == [[0, 1]] * n  # tracked on IoU before the poses
+    assert est.crop_boxes == [[10, 10, 36, 60], [110, 10, 36, 60], [18, 10, 36, 60], [118, 10, 36, 60]]
+    for t, p in enumerate(poses):  # decoded with the chunk's centre
+        np.testing.assert_allclose(p.keypoints[:, 5, :2], [[28 + 8 * (t // 4), 40], [128 + 8 * (t // 4), 40]])
+    # 2 px per frame is 0.033 box heights: runs of 4 frames (offset 3 px = 0.05 heights) fit 0.05, not 0.04
+    for shift, runs in ((0.05, 2), (0.04, 3)):
+        est = FeatureEstimator()
+        run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=shift)
+        assert len(est.crop_boxes) == 2 * runs, shift
+    np.testing.assert_allclose(union_box(np.array([[0, 0, 2, 2], [1, -1, 2, 2]])), [0, -1, 3, 3])
+
+
+# --- a real model: fast mode equals exact mode for a person standing still -------------------------
+
+
+@pytest.fixture(scope="module")
+def still(tmp_path_factory, tiny):
+    """11 frames of a textured scene that changes each frame and one box that never moves."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("fast")
+    folder = base / "still"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 255, (120, 160, 3), np.uint8)
+    for t in range(11):
+        frame = np.roll(scene, 3 * t, axis=1)
+        frame[30:100, 60:100] = (40 + 15 * t, 200 - 10 * t, 90)  # a "person" changing colour
+        Image.fromarray(frame).save(folder / f"{t:06d}.png")
+    boxes = base / "boxes.json"
+    boxes.write_text(json.dumps({str(t): [[55.0, 25.0, 50.0, 80.0, 0.9]] for t in range(11)}))
+    return {"base": base, "folder": folder, "boxes": boxes}
+
+
+def test_still_person_fast_equals_exact(still, tiny):
+    import famicli
+    from famicli.data.video import ImageSequence
+    from famicli.inference.detect import BoxFile
+    from famicli.inference.predictor import PoseEstimator
+
+    files = sorted(still["folder"].glob("*.png"))
+    est = PoseEstimator(tiny, DataConfig(), torch.device("cpu"), torch.float32)  # the same model in both modes
+
+    def poses(chunk):
+        box_src = BoxFile(still["boxes"]).for_video("still", len(files))
+        return run(ImageSequence(files), box_src, est, GreedyTracker(), batch_size=3, chunk=chunk)[0]
+
+    exact = poses(None)
+    for chunk in (1, 4, 16):  # chunk boundaries inside and beyond the video
+        for a, b in zip(exact, poses(chunk), strict=True):
+            np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-4)
+            np.testing.assert_allclose(b.backbone, a.backbone, atol=1e-4)
+            assert list(a.track_ids) == list(b.track_ids) == [0]
+    # the API with the exact fast path (BatchNorm folded): the same keypoints to float rounding
+    kw = dict(model=tiny, boxes=still["boxes"], device="cpu")
+    ref = famicli.predict_video(still["folder"], **kw)
+    fast = famicli.predict_video(still["folder"], mode="fast", chunk=4, **kw)
+    for a, b in zip(ref.frames, fast.frames, strict=True):
+        np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
+    assert fast.record["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.1, "fast_path": True}
+    assert ref.record["inference"] == {"mode": "exact", "fast_path": False}
+    crops = len(range(0, 6)) + len(range(2, 10)) + len(range(6, 11))  # chunks 0-3, 4-7, 8-10 and their margins
+    assert fast.record["options"]["mode"] == "fast" and fast.record["timings"]["backbone_crops"] == crops
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A SynthTrack set (its val sequence: 6 frames, 2-4 persons, labeled on frames 0 and 4) and a video."""
+    import famicli
+    from famicli.data.posetrack import read_image
+    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.video import VideoWriter
+
+    base = tmp_path_factory.mktemp("fast_cli")
+    root = base / "synth"
+    generate(root, SynthConfig(videos=2, frames=6, size=(160, 120), seed=3, val_videos=1))
+    ann = next((root / "annotations" / "val").glob("*.json"))
+    video = base / f"{ann.stem}.mp4"
+    with VideoWriter(video, 25, (160, 120)) as writer:
+        for f in sorted((root / "images" / "val" / ann.stem).glob("*.jpg")):
+            writer.write(read_image(f))
+    weights = base / "tiny.pt"
+    torch.manual_seed(1)
+    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
+    return {"base": base, "root": root, "ann": ann, "video": video, "weights": weights}
+
+
+def test_cli_fast_mode_files_score_with_famipose_eval(synth):
+    out = synth["base"] / "out"
+    result = runner.invoke(app, ["predict", str(synth["video"]), "-w", str(synth["weights"]), "--boxes",
+                                 str(synth["ann"]), "--device", "cpu", "--mode", "fast", "--chunk", "3", "--out",
+                                 str(out), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    seq = synth["ann"].stem
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"])
+    record = json.loads(result.stdout)
+    assert record == json.loads((out / "run.json").read_text())
+    assert record["inference"] == {"mode": "fast", "chunk": 3, "max_shift": 0.1, "fast_path": True}
+    assert record["options"]["chunk"] == 3 and record["timings"]["frames_buffered_max"] <= 3 + 4
+    doc = json.loads((out / f"{seq}.posetrack.json").read_text())
+    gt = json.loads(synth["ann"].read_text())
+    assert len(doc["annotations"]) == len(gt["annotations"])  # one prediction per box
+    per_frame = {}
+    for a in doc["annotations"]:
+        per_frame.setdefault(a["image_id"], []).append(a["track_id"])
+        assert len(a["keypoints"]) == 51 and np.isfinite(a["keypoints"]).all()
+    assert all(len(set(ids)) == len(ids) for ids in per_frame.values())
+    assert len(json.loads((out / f"{seq}.coco.json").read_text())) == len(gt["annotations"])
+    pred = synth["base"] / "pred"
+    pred.mkdir()
+    (pred / synth["ann"].name).write_text((out / f"{seq}.posetrack.json").read_text())
+    scored = runner.invoke(app, ["eval", "--gt", str(synth["ann"].parent), "--pred", str(pred), "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["provenance"]["pred_persons"] == len(gt["annotations"])
+
+
+def test_eval_weights_fast_mode(synth):
+    result = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w",
+                                 str(synth["weights"]), "--device", "cpu", "--mode", "fast", "--chunk", "4",
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.1}
+    assert "Total" in report["ap"] and "Total" in report["backbone"]["ap"]
+
+
+def _one_error_line(result, *needles):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_fast_mode_options(synth, tmp_path):
+    base = ["predict", str(synth["video"]), "-w", str(synth["weights"]), "--device", "cpu", "-o", str(tmp_path / "o")]
+    boxes = ["--boxes", str(synth["ann"])]
+    _one_error_line(runner.invoke(app, [*base, *boxes, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")
+    _one_error_line(runner.invoke(app, [*base, *boxes, "--chunk", "-3"]), "chunk -3 must be")
+    _one_error_line(runner.invoke(app, [*base, *boxes, "--mode", "fast", "--max-shift", "-0.1"]), "max_shift -0.1")
+    _one_error_line(runner.invoke(app, [*base, "--detector", "torchvision-mobilenet", "--detect-every", "2", "--mode",
+                                        "fast"]), "detect_every 2 needs mode exact")  # fmt: skip
+    assert runner.invoke(app, [*base, *boxes, "--mode", "slow"]).exit_code == 2  # Typer's usage error
+    assert runner.invoke(app, [*base, *boxes, "--chunk", "eight"]).exit_code == 2
+    assert not (tmp_path / "o").exists()
+    ev = ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w", str(synth["weights"]), "--device",
+          "cpu"]  # fmt: skip
+    _one_error_line(runner.invoke(app, [*ev, "--mode", "slow"]), "unknown mode 'slow'; choose from: exact, fast")
+    _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")
