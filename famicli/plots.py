@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from famicli import demo
 from famicli.config import JOINT_NAMES
 from famicli.data.clip import Clip, ClipSource, load_clip
 from famicli.errors import ConfigError, InputError
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = (".png", ".svg", ".pdf")
 KINDS = ("offsets", "mi", "heatmaps")
-# Looked up (in order) when no --weights is given; issue 9 bundles the demo weights.
-DEMO_WEIGHTS = (Path(__file__).resolve().parent / "assets" / "demo_tiny.pt",
-                Path(__file__).resolve().parents[1] / "assets" / "demo_tiny.pt")  # fmt: skip
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")  # deformable layers 1-4
 # One colour per joint, used for joint names and markers in every figure: left side cool, right warm.
 JOINT_COLORS = ("#404040", "#7f7f7f", "#8c8c00", "#9467bd", "#e377c2", "#1f77b4", "#d62728", "#17becf",
@@ -63,15 +61,6 @@ def check_output(path: Path) -> None:
                           f"choose from: {', '.join(FORMATS)}")  # fmt: skip
 
 
-def default_weights() -> Path:
-    """The bundled demo weights, or a ConfigError saying that --weights is needed."""
-    for path in DEMO_WEIGHTS:
-        if path.is_file():
-            return path
-    raise ConfigError("no --weights given and no bundled demo weights (assets/demo_tiny.pt) are installed; "
-                      "pass --weights CKPT, e.g. a checkpoint written by famipose train")  # fmt: skip
-
-
 def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, joint: str | None = None,
               device: str = "auto") -> dict:  # fmt: skip
     """Load the model and the clip, compute the ``kind`` figure's numbers, draw and save it to ``out``.
@@ -93,7 +82,7 @@ def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, jo
     k = joint_index(joint)
     if kind == "mi" and source.dataset is None:
         raise InputError("viz mi needs ground truth: select the clip with --dataset DIR --seq NAME")
-    weights = Path(weights) if weights is not None else default_weights()
+    weights = Path(weights) if weights is not None else demo.default_weights()
     model = load_model(weights, device=resolve_device(device))
     configs = read_checkpoint(weights).get("train_state", {}).get("configs", {})  # written by famipose train
     # the run's data config, else training's default target width (train_configs): 3 px at 96x72, scaled

@@ -112,9 +112,13 @@ def test_human_table(gt_run, capsys):
         assert text in out, text
 
 
-def test_usage_and_input_errors(data, tmp_path):
+def test_usage_and_input_errors(data, tmp_path, monkeypatch):
     base = ["eval", "--dataset", "synthtrack", "--root", str(data["root"])]
-    assert runner.invoke(app, base).exit_code == 2  # neither --pred nor --weights
+    other = ["eval", "--dataset", "posetrack18", "--root", str(data["root"])]
+    assert runner.invoke(app, other).exit_code == 2  # neither --pred nor --weights
+    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
+    missing = runner.invoke(app, base)  # synthtrack defaults to the bundled weights
+    assert missing.exit_code == 1 and "no bundled demo weights" in missing.stderr, missing.output
     assert runner.invoke(app, [*base, "--pred", str(tmp_path), "--weights", str(data["weights"])]).exit_code == 2
     both = runner.invoke(app, [*base, "--weights", str(data["weights"]), "--boxes", "b.json", "--gt-boxes"])
     assert both.exit_code == 2

@@ -143,14 +143,15 @@ def test_detector_weights_offline_names_the_cache_path(setup, tmp_path, monkeypa
     assert not (tmp_path / "out").exists()
 
 
-def test_option_errors(setup, tmp_path):
+def test_option_errors(setup, tmp_path, monkeypatch):
     video, ann = setup["video"], str(setup["anns"][0])
     _one_error_line(_predict(setup, video, tmp_path / "o", "--boxes", ann, "--dtype", "bf16"),
                     "dtype bfloat16 needs a CUDA device")  # fmt: skip
     _one_error_line(_predict(setup, video, tmp_path / "o", "--boxes", ann, "--detector", "full-frame"),
                     "--boxes and --detector full-frame exclude each other")  # fmt: skip
+    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # no bundled demo weights
     result = runner.invoke(app, ["predict", str(video), "--boxes", ann, "--out", str(tmp_path / "o")])
-    _one_error_line(result, "no weights: pass --weights CKPT")
+    _one_error_line(result, "no bundled demo weights", "pass --weights CKPT")
     (tmp_path / "w.pt").write_bytes(b"")
     result = runner.invoke(app, ["predict", str(video), "-w", str(tmp_path / "w.pt"), "--boxes", ann, "-o",
                                  str(tmp_path / "o")])  # fmt: skip

@@ -216,6 +216,6 @@ def test_mi_needs_ground_truth_and_weights_are_required(setup, tmp_path, monkeyp
     result = runner.invoke(app, ["viz", "mi", "--weights", str(setup / "tiny.pt"), "--video", "x.mp4"])
     assert result.exit_code == 1
     assert result.stderr == "Error: viz mi needs ground truth: select the clip with --dataset DIR --seq NAME\n"
-    monkeypatch.setattr("famicli.plots.DEMO_WEIGHTS", (tmp_path / "demo_tiny.pt",))  # not installed
+    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
     result = runner.invoke(app, ["viz", "heatmaps", "--dataset", str(setup / "synth"), "--seq", SEQ])
     assert result.exit_code == 1 and "pass --weights CKPT" in result.stderr

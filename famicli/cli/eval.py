@@ -63,6 +63,12 @@ def eval_command(
     dtype: str = typer.Option("fp32", help="With --weights: fp32, or bf16/fp16 autocast (CUDA)."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="With --weights: flip test."),
     batch_size: int = typer.Option(16, help="With --weights: persons per forward pass."),
+    mode: str = typer.Option("exact", "--mode", help="With --weights: exact, or fast (cached features, one crop box "
+                             "per track and chunk; docs/predict.md)."),
+    chunk: int = typer.Option(8, "--chunk", help="With --weights --mode fast: most frames sharing one crop box."),
+    max_shift: float | None = typer.Option(None, "--max-shift", help="With --weights --mode fast: largest offset "
+                                           "of a shared crop box's centre from a person's own, in box heights "
+                                           "(default 0.1)."),
     pred_out: Path | None = typer.Option(None, "--pred-out", help="With --weights: keep the prediction files "
                                          "in DIR/famipose and DIR/backbone."),
 ) -> None:
@@ -73,12 +79,17 @@ def eval_command(
     """
     from famicli import evaluate
 
+    if dataset is Dataset.synthtrack and pred is None and weights is None:
+        from famicli import demo
+
+        weights = demo.default_weights()  # the bundled weights were trained on SynthTrack
     if (pred is None) == (weights is None):
         raise typer.BadParameter("give --pred DIR (score prediction files) or --weights CKPT (run a model first)",
                                  param_hint="'--pred' / '--weights'")  # fmt: skip
     if weights is not None:
         options = dict(variant=variant, boxes=boxes, gt_boxes=gt_boxes, box_threshold=box_threshold, device=device,
-                       dtype=dtype, flip=flip, batch_size=batch_size, pred_out=pred_out)  # fmt: skip
+                       dtype=dtype, flip=flip, batch_size=batch_size, pred_out=pred_out, mode=mode,
+                       chunk=chunk, max_shift=max_shift)  # fmt: skip
         return _eval_weights(dataset.value, root, weights, options, json_out, out, quiet)
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
@@ -225,7 +236,14 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
     if dataset == "jhmdb":
         raise ConfigError("--weights runs on PoseTrack-format datasets, not jhmdb; choose from: posetrack18, "
                           "posetrack17, synthtrack")  # fmt: skip
-    root = root if root is not None else default_root(dataset)
+    if root is None:
+        root = default_root(dataset)
+        if dataset == "synthtrack":
+            from famicli import demo
+
+            if demo.needs_synthtrack(root):  # deterministic: the set the demo weights were trained on
+                typer.echo(f"Generating SynthTrack at {root} ({demo.recipe_text()}), the demo weights' set", err=True)
+                demo.ensure_synthtrack(root)
     _default_gt(dataset, root)  # a clear error when the dataset is not there
     device = resolve_device(options["device"])
     model = load_model(weights, options["variant"], device)
@@ -233,13 +251,14 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
         result = evaluate_model(model, root, "val", boxes=options["boxes"], box_threshold=options["box_threshold"],
                                 device=device, dtype=options["dtype"], flip=options["flip"],
                                 batch_size=options["batch_size"], pred_dir=options["pred_out"],
+                                mode=options["mode"], chunk=options["chunk"], max_shift=options["max_shift"],
                                 progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
     if result is None:  # a torchrun process other than rank 0
         return
     report = dict(result["famipose"])
     backbone = result["backbone"]
     report["backbone"] = {k: backbone[k] for k in ("ap", "mota", "mot_totals", "ap_per_joint", "coco") if k in backbone}
-    for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds"):
+    for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds", "inference"):
         report[key] = result[key]
     report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
     plain = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
@@ -257,6 +276,9 @@ def _render_model(report: dict) -> None:
     boxes = report["boxes"]
     which = ("ground-truth boxes" if boxes["source"] == "ground truth" else
              f"boxes from {boxes['path']} (score >= {boxes['threshold']})")  # fmt: skip
+    inference = report.get("inference") or {}
+    if inference.get("mode") == "fast":
+        which += f", fast mode, chunk {inference['chunk']}, max shift {inference['max_shift']:g}"
     table = Table(title=f"PoseTrack AP, model in the loop ({which})", box=box.SIMPLE_HEAVY, pad_edge=False,
                   collapse_padding=True)  # fmt: skip
     table.add_column("model")

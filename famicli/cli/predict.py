@@ -17,6 +17,11 @@ class Detector(str, Enum):
     full_frame = "full-frame"
 
 
+class Mode(str, Enum):
+    exact = "exact"
+    fast = "fast"
+
+
 class Dtype(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -25,9 +30,9 @@ class Dtype(str, Enum):
 
 def predict_command(
     video: Path = typer.Argument(..., help="Video file (mp4, avi, webm, mov, ...) or a folder of frames."),
-    weights: Path = typer.Option(None, "--weights", "-w", help="Checkpoint: famipose or official FAMI-Pose."),
+    weights: Path = typer.Option(None, "--weights", "-w", help="Checkpoint: famipose or official FAMI-Pose (default: the bundled SynthTrack demo weights)."),
     variant: str = typer.Option(None, help="Architecture (w48, w32, tiny) for checkpoints that do not record it."),
-    boxes: Path = typer.Option(None, "--boxes", help="COCO-style detections JSON (image_id or frame_index)."),
+    boxes: Path = typer.Option(None, "--boxes", help="COCO-style detections JSON (image_id or frame_index; default: <stem>_boxes.json next to the video, if present)."),
     detector: Detector = typer.Option(None, "--detector", help="Person boxes without --boxes (default: torchvision)."),
     box_threshold: float = typer.Option(None, help="Minimum box score (default: 0.2 for --boxes, 0.5 for a detector)."),
     detect_every: int = typer.Option(1, help="Run the detector every N frames; boxes follow the poses in between."),
@@ -35,6 +40,11 @@ def predict_command(
     dtype: Dtype = typer.Option(Dtype.fp32, help="fp32, or bf16/fp16 autocast (CUDA)."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Flip test (twice the model time)."),
     batch_size: int = typer.Option(16, help="Persons per forward pass."),
+    mode: Mode = typer.Option(Mode.exact, "--mode", help="exact, or fast: cached backbone features, one crop box "
+                              "per track and chunk (docs/predict.md, Fast mode)."),
+    chunk: int = typer.Option(8, "--chunk", help="With --mode fast: most frames sharing one crop box per track."),
+    max_shift: float = typer.Option(None, "--max-shift", help="With --mode fast: largest offset of a shared crop "
+                                    "box's centre from a person's own, in box heights (default 0.1)."),
     fps: float = typer.Option(None, help="Frame rate of a folder of frames (default: 25)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: ./famipose_out/<video stem>)."),
     render: bool = typer.Option(True, "--render/--no-render", help="Write <stem>.overlay.mp4."),
@@ -46,6 +56,17 @@ def predict_command(
 
     from famicli import predict_video
 
+    from famicli import demo
+
+    if weights is None:
+        weights = demo.default_weights()
+        note = demo.note_if_not_synthtrack(video)
+        if note:
+            typer.echo(note, err=True)
+    if boxes is None and detector is None:
+        boxes = demo.sidecar_boxes(video)
+        if boxes is not None and not quiet:
+            typer.echo(f"Using the boxes next to the video: {boxes}", err=True)
     stem = video.name if video.is_dir() else video.stem
     out = out if out is not None else Path("famipose_out") / stem
     t0 = time.perf_counter()
@@ -57,7 +78,8 @@ def predict_command(
         result = predict_video(video, weights, variant=variant, out=out, render=render, boxes=boxes,
                                detector=None if detector is None else detector.value, box_threshold=box_threshold,
                                detect_every=detect_every, device=device, dtype=dtype.value, flip=flip,
-                               batch_size=batch_size, fps=fps, progress=progress)  # fmt: skip
+                               batch_size=batch_size, fps=fps, mode=mode.value, chunk=chunk, max_shift=max_shift,
+                               progress=progress)  # fmt: skip
     record = result.record
     if not quiet:
         typer.echo(speed_line(record), err=True)

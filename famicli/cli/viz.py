@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 WEIGHTS = typer.Option(None, "--weights", help="Checkpoint (default: the bundled demo weights, when installed).")
 DATASET = typer.Option(None, "--dataset", help="PoseTrack-format folder (e.g. from famipose data synth).")
 SEQ = typer.Option(None, "--seq", help="Sequence name in --dataset (annotation file stem).")
-VIDEO = typer.Option(None, "--video", help="Video file (instead of --dataset).")
+VIDEO = typer.Option(None, "--video", help="Video file (instead of --dataset; default: the bundled demo clip).")
 BOXES = typer.Option(None, "--boxes", help="COCO-style boxes for --video (default: the full frame).")
 FRAME = typer.Option(0, "--frame", help="Key frame, 0-based.")
 PERSON = typer.Option(None, "--person", help="Track id (dataset) or box id (video); default: the lowest.")
@@ -58,8 +58,13 @@ def _run(kind, weights, dataset, seq, video, boxes, frame, person, joint, out, d
     check_output(out)
     joint_index(joint)
     if dataset is None and video is None:
-        raise InputError("no clip given (no bundled demo clip is installed); pass --dataset DIR --seq NAME "
-                         "or --video FILE")  # fmt: skip
+        from famicli import demo
+
+        video = demo.default_video()
+        if video is None:
+            raise InputError("no clip given (no bundled demo clip is installed); pass --dataset DIR --seq NAME "
+                             "or --video FILE")  # fmt: skip
+        boxes = boxes or demo.sidecar_boxes(video)
     if boxes is not None and video is None:
         raise InputError("--boxes goes with --video")
     source = ClipSource(frame=frame, person=person, dataset=dataset, sequence=seq, video=video, boxes=boxes)
