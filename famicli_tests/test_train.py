@@ -267,12 +267,14 @@ def test_torchrun_two_processes_match_one_process(synth, tmp_path):
     assert [(s["epoch"], s["step"]) for s in one] == [(s["epoch"], s["step"]) for s in two]
     first = torch.tensor([s["heatmap"] for s in one])
     second = torch.tensor([s["heatmap"] for s in two])
-    # BatchNorm statistics are per process on CPU (no SyncBatchNorm there), so the curves drift apart
-    # slowly: the first steps agree closely, each epoch's mean loss within 15 %
-    assert torch.allclose(first[:6], second[:6], rtol=0.15), (first, second)
+    # BatchNorm statistics are per process on CPU (no SyncBatchNorm there): step 1 (same weights) differs
+    # by them alone; after it the curves drift apart (with the official N(0, 0.001) initialization the
+    # early steps are sensitive to them), so each epoch's mean loss must agree within 30 % and both fall
+    assert torch.allclose(first[:1], second[:1], rtol=0.02), (first, second)
+    assert first[-3:].mean() < 0.5 * first[0] and second[-3:].mean() < 0.5 * second[0], (first, second)
     for epoch in (1, 2):
         a = sum(s["heatmap"] for s in one if s["epoch"] == epoch)
         b = sum(s["heatmap"] for s in two if s["epoch"] == epoch)
-        assert abs(a - b) <= 0.15 * a, (epoch, a, b)
+        assert abs(a - b) <= 0.30 * a, (epoch, a, b)
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
     assert not (tmp_path / "two" / "train_log.jsonl.1").exists()
