@@ -1,9 +1,9 @@
 """The bundled demo (``assets/``): tiny weights trained on SynthTrack, a SynthTrack clip and its boxes.
 
 ``famipose predict``, ``viz`` and ``eval --dataset synthtrack`` fall back on these when no weights
-(or clip) are given. How the weights were made is recorded in ``assets/README.md`` and inside the
-checkpoint (``recipe``); :data:`SYNTH_RECIPE` is the SynthTrack set they were trained on, which
-``eval --dataset synthtrack`` regenerates (deterministically, in seconds) when it is missing.
+(or clip) are given and they are installed. :data:`SYNTH_RECIPE` is the SynthTrack set of the
+training recipe (docs/training.md), which ``eval --dataset synthtrack`` generates (deterministically,
+in seconds) when no dataset is at its root.
 """
 
 from __future__ import annotations
@@ -79,11 +79,8 @@ def needs_synthtrack(root: Path) -> bool:
     return not (root / "synthtrack.json").is_file() and not (root / "annotations").is_dir()
 
 
-def ensure_synthtrack(root: Path) -> bool:
-    """Generate the demo's SynthTrack set at ``root`` unless a dataset is there; True if generated."""
+def generate_synthtrack(root: Path) -> None:
+    """Generate the recipe's SynthTrack set at ``root`` (see :func:`needs_synthtrack`)."""
     from famicli.data.synth import SynthConfig, generate
 
-    if not needs_synthtrack(root):
-        return False
     generate(Path(root), SynthConfig(**SYNTH_RECIPE))
-    return True

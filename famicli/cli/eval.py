@@ -243,7 +243,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
 
             if demo.needs_synthtrack(root):  # deterministic: the set the demo weights were trained on
                 typer.echo(f"Generating SynthTrack at {root} ({demo.recipe_text()}), the demo weights' set", err=True)
-                demo.ensure_synthtrack(root)
+                demo.generate_synthtrack(root)
     _default_gt(dataset, root)  # a clear error when the dataset is not there
     device = resolve_device(options["device"])
     model = load_model(weights, options["variant"], device)
