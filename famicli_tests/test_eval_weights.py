@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -78,7 +79,10 @@ def test_ground_truth_boxes_equal_training_validation(data, gt_run):
         b = {(x["image_id"], x["track_id"]): x for x in json.loads((pred / "famipose" / f.name).read_text())["annotations"]}
         assert a.keys() == b.keys() and len(a) == 4
         for k in a:
-            assert a[k]["keypoints"] == b[k]["keypoints"] and a[k]["scores"] == b[k]["scores"]
+            # equal up to float rounding: the two paths batch persons differently, and a last-digit
+            # difference can flip the files' 3-decimal rounding (a wrong crop would be pixels off)
+            assert np.allclose(a[k]["keypoints"], b[k]["keypoints"], rtol=0, atol=2e-3), k
+            assert np.allclose(a[k]["scores"], b[k]["scores"], rtol=0, atol=2e-3), k
 
 
 def test_boxes_file_for_the_whole_split(data, gt_run):
