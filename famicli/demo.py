@@ -17,6 +17,8 @@ VIDEO_NAME = "demo.mp4"  # SynthTrack clip with occluders and blur
 BOXES_NAME = "demo_boxes.json"  # its person boxes (PoseTrack18 file with track ids)
 # The SynthTrack set of the demo weights: famipose data synth --videos 160 --frames 12 --seed 1
 SYNTH_RECIPE = {"videos": 160, "frames": 12, "seed": 1}
+# The demo clip: one SynthTrack video (4 people, 2 occluders, 5 motion-blurred frames), 3 s at 25 fps
+CLIP_RECIPE = {"seed": 4, "frames": 75, "fps": 25}
 # Looked up in order: installed beside the package, then the source checkout's assets/
 ASSET_DIRS = (Path(__file__).resolve().parent / "assets", Path(__file__).resolve().parents[1] / "assets")
 
@@ -84,3 +86,48 @@ def generate_synthtrack(root: Path) -> None:
     from famicli.data.synth import SynthConfig, generate
 
     generate(Path(root), SynthConfig(**SYNTH_RECIPE))
+
+
+def write_demo_clip(folder: Path, seed: int = CLIP_RECIPE["seed"], frames: int = CLIP_RECIPE["frames"],
+                    fps: float = CLIP_RECIPE["fps"], size: tuple[int, int] = (320, 240)) -> dict:  # fmt: skip
+    """Write the demo clip ``folder/demo.mp4`` and its boxes ``folder/demo_boxes.json``.
+
+    The clip is the single video of ``famipose data synth --videos 1 --frames <frames> --seed <seed>``
+    (a function of the seed and size, see :mod:`famicli.data.synth`), encoded at ``fps``; the boxes
+    are its annotated boxes with score 1 and their track ids, keyed by 0-based ``frame_index``
+    (the format of :class:`famicli.inference.detect.BoxFile`).
+
+    Returns:
+        ``{"video", "boxes", "frames", "persons", "blurred_frames", "occluded_frames"}``.
+    """
+    import json
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.video import VideoWriter
+    from famicli.io import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".demo-", dir=folder) as tmp:
+        summary = generate(Path(tmp) / "synth", SynthConfig(videos=1, frames=frames, seed=seed, size=size))
+        ann_file = next((Path(tmp) / "synth" / "annotations").glob("*/*.json"))
+        doc = json.loads(ann_file.read_text())
+        images = sorted(doc["images"], key=lambda im: im["file_name"])
+        position = {im["id"]: i for i, im in enumerate(images)}
+        boxes = [{"frame_index": position[a["image_id"]], "bbox": a["bbox"], "score": 1.0, "track_id": a["track_id"],
+                  "category_id": 1} for a in doc["annotations"]]  # fmt: skip
+        boxes.sort(key=lambda b: (b["frame_index"], b["track_id"]))
+        first = np.asarray(Image.open(Path(tmp) / "synth" / images[0]["file_name"]).convert("RGB"))
+        video = folder / VIDEO_NAME
+        with atomic_path(video) as part, VideoWriter(part, fps, (first.shape[1], first.shape[0]),
+                                                     container_format="mp4") as writer:  # fmt: skip
+            for im in images:
+                writer.write(np.asarray(Image.open(Path(tmp) / "synth" / im["file_name"]).convert("RGB")))
+        with atomic_path(folder / BOXES_NAME) as part:
+            Path(part).write_text(json.dumps(boxes) + "\n")
+    return {"video": str(video), "boxes": str(folder / BOXES_NAME), "frames": frames, "persons": len(boxes),
+            "blurred_frames": summary["blurred_frames"], "occluded_frames": summary["occluded_frames"]}  # fmt: skip
