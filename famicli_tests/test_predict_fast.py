@@ -214,6 +214,28 @@ def test_still_person_fast_equals_exact(still, tiny):
     assert fast.record["options"]["mode"] == "fast" and fast.record["timings"]["backbone_crops"] == crops
 
 
+def test_flip_from_cached_features_equals_flip_of_windows(tiny):
+    """With --flip, fast mode's heatmaps (mirrored crops' features cached) equal exact mode's (the
+    mirrored window through the model): compared before decoding, where a near-tie of random weights
+    cannot move an argmax."""
+    from famicli.inference.predictor import PoseEstimator
+
+    est = PoseEstimator(tiny, DataConfig(), torch.device("cpu"), torch.float32, flip=True)
+    est._decode = lambda heatmaps, centers, scales: heatmaps.numpy()  # compare heatmaps, not keypoints
+    h, w = tiny.cfg.input_size
+    crops = np.random.default_rng(0).integers(0, 255, (2, 5, h, w, 3), np.uint8)  # (B, T, H, W, 3)
+    centers, scales = np.zeros((2, 2)), np.ones((2, 2))
+    final, backbone = est(crops, centers, scales)
+    z = est.features(crops.reshape(10, h, w, 3)).unflatten(0, (2, 5))  # (B*T, 2C, h, w) -> (B, T, 2C, h, w)
+    assert z.shape[2] == 2 * tiny.cfg.width
+    cached_final, cached_backbone = est.from_features(z[:, 0], z[:, 1:], centers, scales)
+    np.testing.assert_allclose(cached_final, final, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(cached_backbone, backbone, rtol=1e-4, atol=1e-6)
+    est.flip = False
+    plain, _ = est(crops, centers, scales)
+    assert np.abs(plain - final).max() > 1e-3 * np.abs(final).max()  # the flip half counted
+
+
 # --- the command line ------------------------------------------------------------------------------
 
 
