@@ -6,10 +6,13 @@ and times, interleaved in one process on the same random crops:
 - ``reference``: ``FamiPose`` in eval mode under ``torch.no_grad`` (as ``famicli.inference`` runs it);
 - ``fast``: ``famicli.models.fast.optimize_for_inference(model)`` (BN folded, in-place residuals,
   inference mode, batched GTM regressions, channels-last backbone);
-- ``fast, NCHW``: the same with ``channels_last=False``.
+- ``fast, NCHW``: the same with ``channels_last=False``;
+- ``fast bf16`` (not exact, an opt-in: ``--dtype bf16``): the fast path under
+  ``torch.autocast(device, bfloat16)``; the deformable convolutions run in fp32 on CPU.
 
-Prints key frames/s (batch / median seconds per forward), the ratio fast / reference (above 1 =
-faster) and the largest relative L2 difference of the heatmaps, as a sanity check.
+Prints key frames/s (batch / median seconds per forward), the ratios to the reference (above 1 =
+faster), the largest relative L2 difference of the exact paths' heatmaps (a sanity check), and the
+bf16 path's relative L2 difference (its accuracy cost on these weights).
 
     python benchmarks/fast_path.py [--variants w48 tiny] [--batch 1] [--repeats 3] [--threads N] [--json]
 """
@@ -46,10 +49,16 @@ def bench(variant: str, batch: int, repeats: int) -> dict:
         with torch.no_grad():
             return model(key, support)
 
+    def fast_bf16():
+        with torch.autocast(key.device.type, dtype=torch.bfloat16):
+            return fast(key, support)
+
     fast, fast_nchw = optimize_for_inference(model), optimize_for_inference(model, channels_last=False)
-    paths = {"reference": reference, "fast": lambda: fast(key, support), "fast_nchw": lambda: fast_nchw(key, support)}
+    paths = {"reference": reference, "fast": lambda: fast(key, support), "fast_nchw": lambda: fast_nchw(key, support),
+             "fast_bf16": fast_bf16}  # fmt: skip
     ref = reference().heatmaps
-    diff = max(((p().heatmaps - ref).norm() / ref.norm()).item() for p in paths.values())  # also warms up
+    rel = {name: ((p().heatmaps.float() - ref).norm() / ref.norm()).item() for name, p in paths.items()}  # warms up
+    diff = max(v for k, v in rel.items() if k != "fast_bf16")
     times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(repeats):
         for name, fn in paths.items():
@@ -63,7 +72,9 @@ def bench(variant: str, batch: int, repeats: int) -> dict:
         "key_frames_per_s": fps,
         "ratio_fast": fps["fast"] / fps["reference"],
         "ratio_fast_nchw": fps["fast_nchw"] / fps["reference"],
+        "ratio_fast_bf16": fps["fast_bf16"] / fps["reference"],
         "max_rel_l2_heatmaps": diff,
+        "bf16_rel_l2_heatmaps": rel["fast_bf16"],
     }
 
 
@@ -83,13 +94,15 @@ def main() -> None:
         print(json.dumps({"threads": torch.get_num_threads(), "results": results}, indent=2))
         return
     print(f"threads: {torch.get_num_threads()}, batch {args.batch}")
-    header = ("variant", "reference", "fast", "fast NCHW", "ratio", "NCHW ratio", "rel L2")
-    print("{:8} {:>10} {:>10} {:>10} {:>7} {:>10} {:>9}".format(*header))
+    header = ("variant", "reference", "fast", "fast NCHW", "fast bf16", "ratio", "NCHW ratio", "bf16 ratio",
+              "rel L2", "bf16 rel L2")  # fmt: skip
+    print("{:8} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11}".format(*header))
     for r in results:
         f = r["key_frames_per_s"]
         print(
-            f"{r['variant']:8} {f['reference']:10.2f} {f['fast']:10.2f} {f['fast_nchw']:10.2f} "
-            f"{r['ratio_fast']:7.2f} {r['ratio_fast_nchw']:10.2f} {r['max_rel_l2_heatmaps']:9.1e}"
+            f"{r['variant']:8} {f['reference']:10.2f} {f['fast']:10.2f} {f['fast_nchw']:10.2f} {f['fast_bf16']:10.2f} "
+            f"{r['ratio_fast']:7.2f} {r['ratio_fast_nchw']:10.2f} {r['ratio_fast_bf16']:10.2f} "
+            f"{r['max_rel_l2_heatmaps']:9.1e} {r['bf16_rel_l2_heatmaps']:11.1e}"
         )
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from famicli.config import get_variant
 from famicli.errors import ConfigError
 from famicli.flops import count_model_flops
-from famicli.runtime import DTYPES, resolve_device
+from famicli.runtime import DTYPES, check_dtype, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def profile_model(config: ProfileConfig | None = None, *, progress: Progress | N
     )
     if cfg.iters > 0:
         for name in cfg.dtypes:
-            _check_dtype(device, name)
+            check_dtype(device, name)
         if model is None:  # random weights, seeded without touching the caller's RNG state
             from famicli.models.famipose import FamiPose
 
@@ -291,35 +291,6 @@ def _latency_stats(times_ms: list[float], batch: int, flop_per_batch: int) -> di
         "key_frames_per_s": float(batch / (t.mean() / 1e3)),
         "achieved_gflop_s": float(achieved),
     }
-
-
-def _check_dtype(device: torch.device, name: str) -> None:
-    """ConfigError if the model's kernels cannot run under the dtype's autocast on ``device``."""
-    detail = _dtype_failure(device, name)
-    if detail is not None:
-        ok = [d for d in DTYPES if _dtype_failure(device, d) is None]
-        raise ConfigError(f"dtype {name!r} is not supported on {device.type}: the model's ops fail under "
-                          f"{name} autocast ({detail}); choose from: {', '.join(ok)}")  # fmt: skip
-
-
-def _dtype_failure(device: torch.device, name: str) -> str | None:
-    """Run a small conv + deformable conv + grid_sample under the dtype's autocast; the error, if any."""
-    if name == "fp32":
-        return None
-    from torchvision.ops import deform_conv2d
-
-    x = torch.randn(1, 4, 5, 5, device=device)
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, dtype=DTYPES[name]):
-            y = F.conv2d(x, torch.randn(4, 4, 3, 3, device=device), padding=1)
-            y = deform_conv2d(y, torch.zeros(1, 18, 5, 5, device=device), torch.randn(4, 4, 3, 3, device=device),
-                              padding=1, mask=torch.ones(1, 9, 5, 5, device=device))  # fmt: skip
-            F.grid_sample(y, torch.zeros(1, 5, 5, 2, device=device), align_corners=True)
-    except (RuntimeError, NotImplementedError) as exc:
-        # e.g. "operator(), /path/deform_conv2d_kernel.cpp:234, \"deformable_im2col\" not implemented for 'BFloat16'"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return [part for part in first.split(", ") if "/" not in part][-1:][0][:160] if "/" in first else first[:160]
-    return None
 
 
 def _synchronize(device: torch.device) -> None:

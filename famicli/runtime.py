@@ -41,6 +41,39 @@ def resolve_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def check_dtype(device: torch.device, name: str) -> None:
+    """ConfigError if the model's kernels cannot run under the dtype's autocast on ``device``."""
+    detail = _dtype_failure(device, name)
+    if detail is not None:
+        ok = [d for d in DTYPES if _dtype_failure(device, d) is None]
+        raise ConfigError(f"dtype {name!r} is not supported on {device.type}: the model's ops fail under "
+                          f"{name} autocast ({detail}); choose from: {', '.join(ok)}")  # fmt: skip
+
+
+def _dtype_failure(device: torch.device, name: str) -> str | None:
+    """Run a small conv + deformable conv (the model's dispatcher) + grid_sample under the dtype's
+    autocast; the error, if any."""
+    if name == "fp32":
+        return None
+    import torch.nn.functional as F
+
+    from famicli.ops import dispatch_deform_conv2d
+
+    x = torch.randn(1, 4, 5, 5, device=device)
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=DTYPES[name]):
+            y = F.conv2d(x, torch.randn(4, 4, 3, 3, device=device), padding=1)
+            y = dispatch_deform_conv2d(y, torch.zeros(1, 18, 5, 5, device=device),
+                                       torch.randn(4, 4, 3, 3, device=device), padding=1,
+                                       mask=torch.ones(1, 9, 5, 5, device=device))  # fmt: skip
+            F.grid_sample(y, torch.zeros(1, 5, 5, 2, device=device), align_corners=True)
+    except (RuntimeError, NotImplementedError) as exc:
+        # e.g. "operator(), /path/deform_conv2d_kernel.cpp:234, \"deformable_im2col\" not implemented for 'BFloat16'"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return [part for part in first.split(", ") if "/" not in part][-1:][0][:160] if "/" in first else first[:160]
+    return None
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

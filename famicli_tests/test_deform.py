@@ -171,14 +171,33 @@ def no_override(monkeypatch):
     set_dcn_implementation(previous)
 
 
-def test_auto_runs_famipose_on_cpu_floats_and_torchvision_elsewhere(no_override):
+def test_auto_runs_famipose_on_cpu_and_torchvision_elsewhere(no_override):
     assert dcn_implementation() == "auto"
     assert resolve_dcn(torch.empty(1, device="cpu")) == "famipose"
     assert resolve_dcn(torch.empty(1, dtype=torch.float64)) == "famipose"
-    assert resolve_dcn(torch.empty(1, dtype=torch.bfloat16)) == "torchvision"
+    assert resolve_dcn(torch.empty(1, dtype=torch.bfloat16)) == "famipose"  # run in float32, see below
     assert resolve_dcn(torch.empty(1, device="meta")) == "torchvision"  # FLOP counting sees torchvision's op
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert resolve_dcn(torch.empty(1)) == "torchvision"
+        assert resolve_dcn(torch.empty(1)) == "famipose"
+
+
+@pytest.mark.parametrize("forced", [None, "torchvision"])
+def test_cpu_autocast_and_half_tensors_run_the_op_in_float32(no_override, forced):
+    """Neither CPU kernel has bf16/fp16: under CPU autocast (or on half tensors) the dispatcher runs the
+    chosen op in float32 on the inputs cast up; the result equals the float32 op on those inputs."""
+    set_dcn_implementation(forced)
+    g = torch.Generator().manual_seed(0)
+    x, off = torch.randn(2, 8, 9, 7, generator=g), torch.randn(2, 2 * 2 * 9, 9, 7, generator=g)
+    w, b, m = torch.randn(6, 8, 3, 3, generator=g), torch.randn(6, generator=g), torch.rand(2, 2 * 9, 9, 7, generator=g)
+    expected = torchvision.ops.deform_conv2d(x, off, w, b, padding=1, mask=m)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = dispatch_deform_conv2d(x, off, w, b, padding=1, mask=m)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    half = [t.to(torch.bfloat16) for t in (x, off, w, b, m)]
+    y = dispatch_deform_conv2d(*half[:4], padding=1, mask=half[4])
+    exact = torchvision.ops.deform_conv2d(*[t.float() for t in half[:4]], padding=1, mask=half[4].float())
+    torch.testing.assert_close(y, exact, rtol=1e-5, atol=1e-5)
 
 
 def test_environment_variable_and_setting_force_an_implementation(no_override):

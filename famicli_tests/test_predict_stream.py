@@ -135,15 +135,23 @@ def test_pose_estimator_crop_and_flip(estimator):
     assert final.shape == backbone.shape == (1, 17, 3) and np.isfinite(final).all()
 
 
-def test_half_dtypes_need_cuda():
+def test_bf16_autocast_runs_on_cpu_and_unsupported_dtypes_are_config_errors(monkeypatch):
+    import numpy as np
     import torch
 
     import famicli
     from famicli.errors import ConfigError
     from famicli.inference.predictor import PoseEstimator
 
-    with pytest.raises(ConfigError, match="dtype bfloat16 needs a CUDA device"):
-        PoseEstimator(famicli.build_model("tiny"), DataConfig(), torch.device("cpu"), torch.bfloat16)
+    model = famicli.build_model("tiny").eval()
+    est = PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.bfloat16)
+    h, w = model.cfg.input_size
+    crops = np.random.default_rng(0).integers(0, 255, (2, 5, h, w, 3), np.uint8)
+    final, backbone = est(crops, np.full((2, 2), 50.0), np.ones((2, 2)))
+    assert final.shape == backbone.shape == (2, 17, 3) and np.isfinite(final).all()
+    monkeypatch.setattr("famicli.runtime._dtype_failure", lambda device, name: None if name == "fp32" else "no kernel")
+    with pytest.raises(ConfigError, match="dtype 'bf16' is not supported on cpu: .*no kernel.*choose from: fp32"):
+        PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.bfloat16)
 
 
 def test_box_file_formats(tmp_path):

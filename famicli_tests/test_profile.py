@@ -140,7 +140,15 @@ def test_channels_last_and_no_baseline():
     assert entry["famipose"]["per_key_frame_ms"]["p50"] > 0
 
 
-def test_unsupported_dtype_on_cpu_is_a_config_error():
+def test_bf16_autocast_profiles_on_cpu():
+    result = profile_model(**FAST, dtypes=("fp32", "bf16"))  # deformable convs in fp32 (famicli.ops.dispatch)
+    assert [e["dtype"] for e in result.latency] == ["fp32", "bf16"]
+    assert all(e["famipose"]["per_key_frame_ms"]["p50"] > 0 for e in result.latency)
+
+
+def test_unsupported_dtype_is_a_config_error(monkeypatch):
+    failure = "\"deformable_im2col\" not implemented for 'BFloat16'"
+    monkeypatch.setattr("famicli.runtime._dtype_failure", lambda device, name: None if name == "fp32" else failure)
     with pytest.raises(ConfigError, match=r"dtype 'bf16' is not supported on cpu: .*choose from: fp32$"):
         profile_model(**FAST, dtypes=("fp32", "bf16"))
 

@@ -49,7 +49,7 @@ class PredictConfig:
     box_threshold: float | None = None  # minimum box score; None: 0.2 for a boxes file, 0.5 for a detector
     detect_every: int = 1  # run the detector on every N-th frame; in between, boxes follow the last poses
     device: str = "auto"  # auto, cpu, cuda or cuda:N
-    dtype: str = "fp32"  # fp32, or bf16 / fp16 autocast (CUDA only: no half deform_conv2d kernel on CPU)
+    dtype: str = "fp32"  # fp32, or bf16 / fp16 autocast (not exact; docs/speed.md measures the cost)
     flip: bool = False  # flip test: average the heatmaps of the crops and of their mirror images
     batch_size: int = 16  # persons per forward pass, gathered over consecutive key frames
     max_age: int = 30  # frames a track survives without a matching box
@@ -90,10 +90,10 @@ class PoseEstimator:
 
     def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False,
                  fast_path: bool = False):  # fmt: skip
-        if dtype != torch.float32 and torch.device(device).type != "cuda":
-            name = str(dtype).removeprefix("torch.")
-            raise ConfigError(f"dtype {name} needs a CUDA device (torchvision's deform_conv2d has no {name} CPU "
-                              f"kernel); use fp32 on {device}")  # fmt: skip
+        if dtype != torch.float32:  # autocast: bf16 / fp16 convolutions, the deformable ones in fp32 on CPU
+            from famicli.runtime import DTYPES, check_dtype
+
+            check_dtype(torch.device(device), next(k for k, v in DTYPES.items() if v == dtype))
         if fast_path:
             from famicli.models.fast import optimize_for_inference
 

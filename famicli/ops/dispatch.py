@@ -6,10 +6,16 @@ The choice, in order of precedence:
 2. the environment variable ``FAMIPOSE_DCN``, read at every call;
 3. ``auto``.
 
-``auto`` runs famipose's implementation where it is faster and proven equal: on CPU, for float32 and
-float64 tensors, outside CPU autocast. Everywhere else (CUDA, half types) it runs
-``torchvision.ops.deform_conv2d``. ``torchvision`` and ``famipose`` force one implementation on every
-device, except the meta device: FLOP counting (:mod:`famicli.flops`) always sees torchvision's op.
+``auto`` runs famipose's implementation on CPU, where it is faster and proven equal, and
+``torchvision.ops.deform_conv2d`` on CUDA. ``torchvision`` and ``famipose`` force one implementation
+on every device, except the meta device: FLOP counting (:mod:`famicli.flops`) always sees
+torchvision's op.
+
+Reduced precision on CPU (``torch.autocast("cpu", torch.bfloat16)``, or bfloat16/float16 tensors):
+neither implementation has a half-precision CPU kernel (torchvision's raises "not implemented for
+'BFloat16'"), so the chosen one runs in float32 there, on the inputs cast up, outside autocast; its
+float32 output goes on to the next (autocast) layer. The convolutions around it keep their bf16
+kernels (oneDNN, AMX where the CPU has it).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from famicli.errors import ConfigError
 from famicli.ops.deform import deform_conv2d
 
 IMPLEMENTATIONS = ("auto", "famipose", "torchvision")
+HALF = (torch.bfloat16, torch.float16)
 ENV_VAR = "FAMIPOSE_DCN"
 
 _override: str | None = None
@@ -67,12 +74,7 @@ def resolve_dcn(input: torch.Tensor) -> str:
         return "torchvision"
     if name != "auto":
         return name
-    cpu_fast_path = (
-        input.device.type == "cpu"
-        and input.dtype in (torch.float32, torch.float64)
-        and not torch.is_autocast_enabled("cpu")
-    )
-    return "famipose" if cpu_fast_path else "torchvision"
+    return "famipose" if input.device.type == "cpu" else "torchvision"
 
 
 def dispatch_deform_conv2d(
@@ -85,8 +87,13 @@ def dispatch_deform_conv2d(
     dilation: int | tuple[int, int] = 1,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``torchvision.ops.deform_conv2d`` (same arguments and shapes), run by :func:`resolve_dcn`'s choice."""
+    """``torchvision.ops.deform_conv2d`` (same arguments and shapes), run by :func:`resolve_dcn`'s choice;
+    on CPU under autocast or on half-precision tensors, in float32 (see the module docstring)."""
     op = deform_conv2d if resolve_dcn(input) == "famipose" else torchvision.ops.deform_conv2d
+    if input.device.type == "cpu" and (torch.is_autocast_enabled("cpu") or input.dtype in HALF):
+        with torch.autocast("cpu", enabled=False):
+            up = [None if t is None else t.float() for t in (input, offset, weight, bias, mask)]
+            return op(up[0], up[1], up[2], up[3], stride=stride, padding=padding, dilation=dilation, mask=up[4])
     return op(input, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
 
 
