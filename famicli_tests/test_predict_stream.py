@@ -183,6 +183,30 @@ def test_box_file_formats(tmp_path):
     assert BoxFile(tmp_path / "dets.json").for_video("000008_mpii_test", 3).frames() == {0}
 
 
+def test_box_file_track_ids_are_kept_when_every_box_has_one(tmp_path):
+    import json
+
+    from famicli.errors import InputError
+    from famicli.inference.detect import BoxFile
+
+    rows = [{"frame_index": t, "bbox": [10 + 40 * k, 5, 30, 60], "score": 0.9, "track_id": 7 - k}
+            for t in range(3) for k in range(2)]  # fmt: skip
+    rows.append({"frame_index": 1, "bbox": [0, 0, 5, 5], "score": 0.1})  # dropped (score): does not count
+    (tmp_path / "tracked.json").write_text(json.dumps(rows))
+    boxes = BoxFile(tmp_path / "tracked.json").for_video("clip", 3)
+    assert boxes.tracked and boxes.description["track_ids"] == "file"
+    assert boxes(1, None).track_ids.tolist() == [7, 6]
+    rows[0] = {k: v for k, v in rows[0].items() if k != "track_id"}  # one kept box without: famipose tracks
+    (tmp_path / "partial.json").write_text(json.dumps(rows))
+    partial = BoxFile(tmp_path / "partial.json").for_video("clip", 3)
+    assert not partial.tracked and partial(1, None).track_ids is None
+    assert partial.description["track_ids"] == "famipose"
+    rows[0]["track_id"] = 6  # 6 twice in frame 0
+    (tmp_path / "dup.json").write_text(json.dumps(rows))
+    with pytest.raises(InputError, match=r"dup.json: track_id: 6 is given to two boxes of frame 0"):
+        BoxFile(tmp_path / "dup.json").for_video("clip", 3)
+
+
 def test_torchvision_detector_keeps_persons_above_threshold():
     import torch
 

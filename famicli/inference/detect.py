@@ -93,9 +93,10 @@ class FileBoxes:
     """Boxes of one video taken from a :class:`BoxFile`."""
 
     def __init__(self, by_frame: dict[int, list[tuple]], description: dict, images: list[dict] | None,
-                 image_ids: list[int] | None):  # fmt: skip
+                 image_ids: list[int] | None, tracked: bool = False):  # fmt: skip
         self.by_frame = by_frame
         self.description = description
+        self.tracked = tracked  # every box carries the file's track_id: kept instead of famipose's tracker
         self.images = images  # the file's PoseTrack18 ``images`` (file order), when it has them
         self.image_ids = image_ids  # their ids in frame order
 
@@ -106,8 +107,9 @@ class FileBoxes:
         rows = self.by_frame.get(index, [])
         if not rows:
             return Detections.empty()
-        arr = np.array(rows, dtype=float)  # (N, 5) x, y, w, h, score
-        return Detections(arr[:, :4], arr[:, 4])
+        arr = np.array([r[:5] for r in rows], dtype=float)  # (N, 5) x, y, w, h, score
+        ids = np.array([r[5] for r in rows], dtype=np.int64) if self.tracked else None
+        return Detections(arr[:, :4], arr[:, 4], ids)
 
 
 class BoxFile:
@@ -124,6 +126,10 @@ class BoxFile:
       video named like a PoseTrack sequence (``000342_mpii_test.mp4``) takes that sequence's
       boxes, and a file without them is refused (it is for another video);
     * otherwise ids are 0-based frame indices, as ``frame_index`` is.
+
+    When every kept box has an integer ``track_id`` (ground truth, or boxes from your own tracker),
+    the video's boxes keep those identities and famipose's tracker is not used; a frame listing one
+    track id twice is an error.
     """
 
     def __init__(self, path: str | Path, threshold: float = FILE_THRESHOLD):
@@ -151,6 +157,7 @@ class BoxFile:
         self.sha256 = file_sha256(self.path)
         self.rows: dict[str, dict[int, list[tuple]]] = {}  # "file" | "index" | "seq<N>" -> frame -> rows
         kept = dropped = 0
+        tracked = True  # every kept box has an integer track_id
         pos_of = {iid: i for i, iid in enumerate(self.image_ids or [])}
         for i, e in enumerate(entries):
             box, score, key = self._parse(i, e)
@@ -160,6 +167,8 @@ class BoxFile:
                 dropped += 1
                 continue
             kind, frame = key
+            track = e.get("track_id")
+            tracked &= isinstance(track, int) and not isinstance(track, bool)
             if kind == "image_id" and self.images is not None:
                 if frame not in pos_of:
                     raise InputError(f"{self.path}: annotations[{i}]: image_id {frame} is not in images")
@@ -168,9 +177,10 @@ class BoxFile:
                 kind, frame = f"seq{(frame - POSETRACK_ID_BASE) // 10000}", frame % 10000
             else:
                 kind = "index"
-            self.rows.setdefault(kind, {}).setdefault(frame, []).append((*box, score))
+            self.rows.setdefault(kind, {}).setdefault(frame, []).append((*box, score, track))
             kept += 1
         self.counts = {"kept": kept, "below_threshold_or_empty": dropped}
+        self.tracked = kept > 0 and tracked
 
     def _parse(self, i: int, e) -> tuple:
         where = f"{self.path}: entry {i}"
@@ -240,7 +250,15 @@ class BoxFile:
                              "(frame indices are 0-based); the boxes file is for another video")  # fmt: skip
         describe["boxes"] = sum(len(r) for r in rows.values())
         describe["frames_with_boxes"] = len(rows)
-        return FileBoxes(rows, describe, self.images, self.image_ids)
+        describe["track_ids"] = "file" if self.tracked else "famipose"
+        if self.tracked:
+            for frame, frame_rows in sorted(rows.items()):
+                ids = [r[5] for r in frame_rows]
+                if len(set(ids)) != len(ids):
+                    dup = next(t for t in ids if ids.count(t) > 1)
+                    raise InputError(f"{self.path}: track_id: {dup} is given to two boxes of frame {frame} (0-based) "
+                                     f"of the video {name}; track ids must be unique within a frame")  # fmt: skip
+        return FileBoxes(rows, describe, self.images, self.image_ids, self.tracked)
 
 
 def _read_json(path: Path):
