@@ -127,16 +127,16 @@ def draw_poses(frame: np.ndarray, boxes, track_ids, poses, min_score: float = 0.
 
     image = Image.fromarray(frame)
     draw = ImageDraw.Draw(image)
-    radius = max(1.5, min(frame.shape[:2]) / 160)
+    radius = max(2.0, min(frame.shape[:2]) / 160)  # at least 2 px: visible on small (320x240) videos
     for box, tid, pose in zip(boxes, track_ids, poses, strict=True):
         colour = TRACK_COLOURS[int(tid) % len(TRACK_COLOURS)]
         x, y, w, h = (float(v) for v in box)
-        draw.rectangle([x, y, x + w, y + h], outline=colour, width=1)
+        draw.rectangle([x, y, x + w, y + h], outline=colour, width=max(1, int(radius) // 2))
         draw.text((x + 2, y + 1), str(int(tid)), fill=colour)
         ok = pose[:, 2] >= min_score
         for a, b in LIMBS:
             if ok[a] and ok[b]:
-                draw.line([tuple(pose[a, :2]), tuple(pose[b, :2])], fill=colour, width=max(1, int(radius)))
+                draw.line([tuple(pose[a, :2]), tuple(pose[b, :2])], fill=colour, width=max(2, int(radius)))
         for j in np.flatnonzero(ok):
             px, py = pose[j, :2]
             draw.ellipse([px - radius, py - radius, px + radius, py + radius], fill=colour)
