@@ -4,7 +4,8 @@
     python assets/make_demo.py --weights runs/demo_fami/last.pt  # + demo_tiny.pt (weights only, recipe inside)
 
 The weights come from the commands in RECIPE (assets/README.md explains them); this script strips the
-training state (optimizer, epoch) and records the recipe in the checkpoint (``recipe`` entry).
+training state (optimizer, epoch), keeps the run's data/loss/train configurations (``configs``, read by
+``famipose viz``) and records the recipe in the checkpoint (``recipe`` entry).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def last_val_ap(weights: Path) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     import famicli
     from famicli import demo
-    from famicli.models.checkpoint import file_sha256
+    from famicli.models.checkpoint import file_sha256, read_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", type=Path, help="last.pt of the recipe's final command")
@@ -53,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{summary['blurred_frames']} blurred frames, {summary['occluded_frames']} frames with occlusions")
     if args.weights:
         model = famicli.load_model(args.weights)
+        configs = read_checkpoint(args.weights).get("train_state", {}).get("configs", {})  # data, loss, train
         record = {**RECIPE, "source_sha256": file_sha256(args.weights), "val_ap": last_val_ap(args.weights)}
-        path = famicli.save_checkpoint(model, args.out / demo.WEIGHTS_NAME, recipe=record)
+        path = famicli.save_checkpoint(model, args.out / demo.WEIGHTS_NAME, recipe=record, configs=configs)
         print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB, weights only, recipe recorded")
     return 0
 

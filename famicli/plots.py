@@ -84,7 +84,8 @@ def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, jo
         raise InputError("viz mi needs ground truth: select the clip with --dataset DIR --seq NAME")
     weights = Path(weights) if weights is not None else demo.default_weights()
     model = load_model(weights, device=resolve_device(device))
-    configs = read_checkpoint(weights).get("train_state", {}).get("configs", {})  # written by famipose train
+    checkpoint = read_checkpoint(weights)  # famipose train writes train_state.configs; assets/make_demo.py configs
+    configs = checkpoint.get("train_state", {}).get("configs") or checkpoint.get("configs", {})
     # the run's data config, else training's default target width (train_configs): 3 px at 96x72, scaled
     data_cfg = DataConfig(**({"sigma": 3.0 * model.cfg.heatmap_size[1] / 72} | _known(DataConfig, configs, "data")))
     clip = load_clip(source, data_cfg, model.cfg.input_size, model.cfg.heatmap_size)
