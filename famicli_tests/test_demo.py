@@ -57,6 +57,21 @@ def test_predict_on_bundled_defaults(clip, tmp_path, monkeypatch):
     assert Path(record["weights"]["path"]).name == demo.WEIGHTS_NAME
 
 
+def test_viz_on_the_demo_clip_uses_its_boxes(clip, tmp_path, monkeypatch):
+    folder, _ = clip
+    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (folder,))
+    boxes = [b for b in json.loads((folder / demo.BOXES_NAME).read_text()) if b["frame_index"] == 2]
+    person = max(b["track_id"] for b in boxes)
+    result = runner.invoke(app, ["viz", "offsets", "--frame", "2", "--person", str(person), "--json", "--out",
+                                 str(tmp_path / "v.png")])  # no --video, --boxes, --weights: the bundled demo
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["clip"]["person"] == person and data["clip"]["boxes"].endswith(demo.BOXES_NAME)
+    x, y, w, h = next(b["bbox"] for b in boxes if b["track_id"] == person)
+    bx, by, bw, bh = data["clip"]["box"]  # the file's box, cleaned to the frame
+    assert (bx, by) == pytest.approx((x, y)) and bw <= w + 1e-6 and bh <= h + 1e-6
+
+
 def test_note_once_on_a_video_that_is_not_synthtrack(clip, tmp_path, monkeypatch):
     folder, _ = clip
     monkeypatch.setattr("famicli.demo.ASSET_DIRS", (folder,))

@@ -57,14 +57,15 @@ def _run(kind, weights, dataset, seq, video, boxes, frame, person, joint, out, d
 
     check_output(out)
     joint_index(joint)
-    if dataset is None and video is None:
-        from famicli import demo
+    from famicli import demo
 
+    if dataset is None and video is None:
         video = demo.default_video()
         if video is None:
             raise InputError("no clip given (no bundled demo clip is installed); pass --dataset DIR --seq NAME "
                              "or --video FILE")  # fmt: skip
-        boxes = boxes or demo.sidecar_boxes(video)
+    if video is not None and boxes is None:
+        boxes = demo.sidecar_boxes(video)  # <stem>_boxes.json next to the video, as predict
     if boxes is not None and video is None:
         raise InputError("--boxes goes with --video")
     source = ClipSource(frame=frame, person=person, dataset=dataset, sequence=seq, video=video, boxes=boxes)

@@ -155,8 +155,9 @@ def _read_video_frames(path: Path, key: int, first: int, last: int) -> tuple[dic
 def _frame_boxes(path: Path, frame: int) -> dict[int, list[float]]:
     """Boxes of ``frame`` in a COCO-style detections file, by person id.
 
-    Entries: ``{"image_id" | "frame", "bbox": [x, y, w, h], "score"?, "track_id"?}``; ``frame`` (or
-    ``image_id``, PoseTrack18 ids reduced to their frame number) is the 0-based frame index. The person
+    Entries: ``{"image_id" | "frame" | "frame_index", "bbox": [x, y, w, h], "score"?, "track_id"?}``;
+    ``frame_index`` or ``frame`` (or ``image_id``, PoseTrack18 ids reduced to their frame number) is the
+    0-based frame index. The person
     id is ``track_id`` when given, else the box's rank by descending score in its frame.
     """
     try:
@@ -169,7 +170,7 @@ def _frame_boxes(path: Path, frame: int) -> dict[int, list[float]]:
     for e in entries:
         if not isinstance(e, dict):
             raise InputError(f"{path}: expected a list of detections [{{image_id, bbox, score}}, ...]")
-        f = e.get("frame", e.get("image_id"))
+        f = e.get("frame_index", e.get("frame", e.get("image_id")))
         f = f % 10_000 if isinstance(f, int) and f >= 10_000_000_000 else f
         if f == frame and isinstance(e.get("bbox"), list) and len(e["bbox"]) == 4:
             mine.append(e)
