@@ -59,7 +59,7 @@ def label(chunk: int, shift: float) -> str:
 
 
 def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list[float], repeats: int,
-                 batch_size: int) -> dict:  # fmt: skip
+                 batch_size: int, bf16: bool = False) -> dict:  # fmt: skip
     from famicli.config import DataConfig
     from famicli.data.video import ImageSequence
     from famicli.inference.detect import BoxFile
@@ -75,6 +75,10 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
     for c, s in settings(chunks, shifts):
         configs[label(c, s)] = (fast, c, s)
     configs[f"cache only {chunks[0]}/{shifts[0]:g}"] = (ref, chunks[0], shifts[0])
+    if bf16:  # the opt-in: convolutions under bf16 autocast (deformable ones in fp32), not exact
+        half = PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.bfloat16, fast_path=True)
+        configs["exact + fast path, bf16"] = (half, None, None)
+        configs[f"{label(chunks[0], shifts[0])}, bf16"] = (half, chunks[0], shifts[0])
 
     def once(estimator, chunk, shift):
         t0 = time.perf_counter()
@@ -103,14 +107,18 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
             "tracks": len({a["track_id"] for a in json.loads(ann.read_text())["annotations"]}), "configs": out}  # fmt: skip
 
 
-def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_size: int) -> dict:
+def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_size: int, bf16: bool = False) -> dict:
     from famicli.inference.evaluate import evaluate_model
 
     rows = {}
-    for mode, chunk, shift in [("exact", 8, None), *(("fast", c, s) for c, s in settings(chunks, shifts))]:
+    runs = [("exact", 8, None, "fp32"), *(("fast", c, s, "fp32") for c, s in settings(chunks, shifts))]
+    if bf16:
+        runs += [("exact", 8, None, "bf16"), ("fast", chunks[0], shifts[0], "bf16")]
+    for mode, chunk, shift, dtype in runs:
         t0 = time.perf_counter()
-        r = evaluate_model(model, root, "val", batch_size=batch_size, mode=mode, chunk=chunk, max_shift=shift)
-        name = "exact" if mode == "exact" else label(chunk, shift)
+        r = evaluate_model(model, root, "val", batch_size=batch_size, mode=mode, chunk=chunk, max_shift=shift,
+                           dtype=dtype)  # fmt: skip
+        name = ("exact" if mode == "exact" else label(chunk, shift)) + (", bf16" if dtype == "bf16" else "")
         rows[name] = {"ap": r["famipose"]["ap"], "backbone_ap": r["backbone"]["ap"]["Total"],
                       "mota": r["famipose"]["mota"]["Total"], "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     base = rows["exact"]["ap"]["Total"]
@@ -134,6 +142,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dense", action="store_true", help="also AP on val videos labeled on every frame")
     parser.add_argument("--skip-ap", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="also time and score the bf16 opt-in (exact, first setting)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -145,19 +154,20 @@ def main() -> None:
     result = {"weights": str(args.weights), "variant": model.cfg.variant, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="famipose-fast-mode-") as tmp:
         ann, folder = speed_video(Path(tmp), args.frames, args.seed)
-        result["speed"] = time_configs(model, ann, folder, args.chunks, args.max_shifts, args.repeats, args.batch_size)
+        result["speed"] = time_configs(model, ann, folder, args.chunks, args.max_shifts, args.repeats, args.batch_size,
+                                         args.bf16)
         if not args.skip_ap:
             root = args.root
             if root is None:
                 root = Path(tmp) / "val"
                 generate(root, SynthConfig(videos=args.val_videos, frames=12, seed=args.seed + 1,
                                            val_videos=args.val_videos))  # fmt: skip
-            result["accuracy"] = accuracy(model, root, args.chunks, args.max_shifts, args.batch_size)
+            result["accuracy"] = accuracy(model, root, args.chunks, args.max_shifts, args.batch_size, args.bf16)
             if args.dense:
                 dense = Path(tmp) / "dense"
                 generate(dense, SynthConfig(videos=10, frames=24, seed=args.seed + 2, val_videos=10,
                                             val_label_every=1))  # fmt: skip
-                result["accuracy_dense"] = accuracy(model, dense, args.chunks, args.max_shifts, args.batch_size)
+                result["accuracy_dense"] = accuracy(model, dense, args.chunks, args.max_shifts, args.batch_size, args.bf16)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -165,18 +175,18 @@ def main() -> None:
     print(f"{result['weights']} ({result['variant']}), {result['threads']} thread(s)")
     print(f"speed: {sp['frames']} frames, {sp['tracks']} tracks, {sp['persons']} person key frames, "
           "median of interleaved runs")  # fmt: skip
-    print(f"  {'config (chunk/max_shift)':24} {'key frames/s':>12} {'x exact':>8} {'crops/key frame':>16}")
+    print(f"  {'config (chunk/max_shift)':26} {'key frames/s':>12} {'x exact':>8} {'crops/key frame':>16}")
     for name, r in sp["configs"].items():
         crops = r["backbone_crops"] if r["backbone_crops"] is not None else 5 * r["persons"]
-        print(f"  {name:24} {r['key_frames_per_s']:12.1f} {r['ratio_vs_exact']:8.2f} {crops / r['persons']:16.2f}")
+        print(f"  {name:26} {r['key_frames_per_s']:12.1f} {r['ratio_vs_exact']:8.2f} {crops / r['persons']:16.2f}")
     for key, title in (("accuracy", "SynthTrack val"), ("accuracy_dense", "SynthTrack val, every frame labeled")):
         if key not in result:
             continue
         acc = result[key]
         print(f"PoseTrack AP, ground-truth boxes, {title} ({acc['root']}):")
-        print(f"  {'config':15} {'AP Total':>9} {'change':>7} {'backbone AP':>12} {'MOTA':>6} {'seconds':>8}")
+        print(f"  {'config':18} {'AP Total':>9} {'change':>7} {'backbone AP':>12} {'MOTA':>6} {'seconds':>8}")
         for name, r in acc["rows"].items():
-            print(f"  {name:15} {r['ap']['Total']:9.2f} {r['ap_change']:+7.2f} {r['backbone_ap']:12.2f} "
+            print(f"  {name:18} {r['ap']['Total']:9.2f} {r['ap_change']:+7.2f} {r['backbone_ap']:12.2f} "
                   f"{r['mota']:6.1f} {r['seconds']:8.1f}")  # fmt: skip
 
 
