@@ -208,7 +208,7 @@ def test_still_person_fast_equals_exact(still, tiny):
     fast = famicli.predict_video(still["folder"], mode="fast", chunk=4, **kw)
     for a, b in zip(ref.frames, fast.frames, strict=True):
         np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
-    assert fast.record["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.1, "fast_path": True}
+    assert fast.record["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.02, "fast_path": True}
     assert ref.record["inference"] == {"mode": "exact", "fast_path": False}
     crops = len(range(0, 6)) + len(range(2, 10)) + len(range(6, 11))  # chunks 0-3, 4-7, 8-10 and their margins
     assert fast.record["options"]["mode"] == "fast" and fast.record["timings"]["backbone_crops"] == crops
@@ -272,7 +272,7 @@ def test_cli_fast_mode_files_score_with_famipose_eval(synth):
         [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"])
     record = json.loads(result.stdout)
     assert record == json.loads((out / "run.json").read_text())
-    assert record["inference"] == {"mode": "fast", "chunk": 3, "max_shift": 0.1, "fast_path": True}
+    assert record["inference"] == {"mode": "fast", "chunk": 3, "max_shift": 0.02, "fast_path": True}
     assert record["options"]["chunk"] == 3 and record["timings"]["frames_buffered_max"] <= 3 + 4
     doc = json.loads((out / f"{seq}.posetrack.json").read_text())
     gt = json.loads(synth["ann"].read_text())
@@ -297,7 +297,7 @@ def test_eval_weights_fast_mode(synth):
                                  "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.1}
+    assert report["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.02}
     assert "Total" in report["ap"] and "Total" in report["backbone"]["ap"]
 
 

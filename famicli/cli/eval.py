@@ -68,7 +68,7 @@ def eval_command(
     chunk: int = typer.Option(8, "--chunk", help="With --weights --mode fast: most frames sharing one crop box."),
     max_shift: float | None = typer.Option(None, "--max-shift", help="With --weights --mode fast: largest offset "
                                            "of a shared crop box's centre from a person's own, in box heights "
-                                           "(default 0.1)."),
+                                           "(default 0.02)."),
     pred_out: Path | None = typer.Option(None, "--pred-out", help="With --weights: keep the prediction files "
                                          "in DIR/famipose and DIR/backbone."),
 ) -> None:

@@ -44,7 +44,7 @@ def predict_command(
                               "per track and chunk (docs/predict.md, Fast mode)."),
     chunk: int = typer.Option(8, "--chunk", help="With --mode fast: most frames sharing one crop box per track."),
     max_shift: float = typer.Option(None, "--max-shift", help="With --mode fast: largest offset of a shared crop "
-                                    "box's centre from a person's own, in box heights (default 0.1)."),
+                                    "box's centre from a person's own, in box heights (default 0.02)."),
     fps: float = typer.Option(None, help="Frame rate of a folder of frames (default: 25)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: ./famipose_out/<video stem>)."),
     render: bool = typer.Option(True, "--render/--no-render", help="Write <stem>.overlay.mp4."),
