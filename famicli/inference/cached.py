@@ -39,7 +39,9 @@ from famicli.inference.detect import Detections
 from famicli.inference.stream import FramePoses, Timer
 from famicli.inference.track import GreedyTracker
 
-MAX_SHIFT = 0.02  # default (measured: docs/predict.md, Fast mode) largest offset of a shared crop's centre from a person's own, in box heights
+# default largest offset of a shared crop's centre from a person's own, in box heights (measured:
+# docs/predict.md, "Fast mode")
+MAX_SHIFT = 0.02
 
 
 def union_box(boxes: np.ndarray) -> np.ndarray:
