@@ -139,16 +139,43 @@ class Walkers:
         return Detections(np.array([[10.0 + 2 * t, 10, 30, 60], [110.0 + 2 * t, 10, 30, 60]]), np.ones(2))
 
 
+class LateWalker(Walkers):
+    """Walkers, the second person entering at frame 3."""
+
+    def __call__(self, t, frame):
+        dets = super().__call__(t, frame)
+        return dets if t >= 3 else Detections(dets.boxes[:1], dets.scores[:1])
+
+
+@pytest.mark.parametrize("chunk", [3, 8])
+def test_own_boxes_crop_each_frame_once_per_chunk(chunk):
+    """share="own": a key frame's crop is its own box (exact mode's), a support is the same track's own
+    crop in that frame, or the frame cut with the key frame's box where the track has no box there."""
+    n = 8
+    est = FeatureEstimator()
+    poses, timings = run(FakeSource(n), LateWalker(), est, GreedyTracker(), chunk=chunk)  # share "own": default
+    assert [p.track_ids.tolist() for p in poses] == [[0]] * 3 + [[0, 1]] * 5
+    for t, p in enumerate(poses):
+        assert p.keypoints[:, 0, 0].tolist() == [t] * len(p.track_ids)  # the key frame's own crop
+        assert p.keypoints[0, 1:5, 0].tolist() == support_positions(t, n)
+        np.testing.assert_allclose(p.keypoints[:, 5, :2], [[25 + 2 * t, 40], [125 + 2 * t, 40]][: len(p.track_ids)])
+    boxes = {tuple(b) for b in est.crop_boxes}
+    own = {(10.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(n)} | {(110.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(3, n)}
+    assert boxes == own  # no union box: every crop is some person's own box
+    if chunk == 8:  # one chunk: 8 + 5 own crops; the second person's key frame 3 cuts frames 1 and 2 with
+        assert timings["backbone_crops"] == 8 + 5 + 2 + 1  # its box, key frame 4 frame 2 with its box
+
+
 def test_crop_boxes_are_shared_within_max_shift():
     n = 8
     # max_shift 0: nothing moves less than that, every key frame has its own crop box
     est = FeatureEstimator()
-    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=0.0)
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=0.0, share="union")
     assert sorted(est.crop_boxes) == sorted(list(b) for p in poses for b in p.boxes.tolist())
     assert timings["backbone_crops"] == sum(len({t, *support_positions(t, n)}) for t in range(n)) * 2
     # large max_shift: one box per track and chunk, the union of the track's boxes
     est = FeatureEstimator()
-    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=4, max_shift=1.0)
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=4, max_shift=1.0, share="union")
     assert [p.track_ids.tolist() for p in poses] == [[0, 1]] * n  # tracked on IoU before the poses
     assert est.crop_boxes == [[10, 10, 36, 60], [110, 10, 36, 60], [18, 10, 36, 60], [118, 10, 36, 60]]
     for t, p in enumerate(poses):  # decoded with the chunk's centre
@@ -156,7 +183,7 @@ def test_crop_boxes_are_shared_within_max_shift():
     # 2 px per frame is 0.033 box heights: runs of 4 frames (offset 3 px = 0.05 heights) fit 0.05, not 0.04
     for shift, runs in ((0.05, 2), (0.04, 3)):
         est = FeatureEstimator()
-        run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=shift)
+        run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=shift, share="union")
         assert len(est.crop_boxes) == 2 * runs, shift
     np.testing.assert_allclose(union_box(np.array([[0, 0, 2, 2], [1, -1, 2, 2]])), [0, -1, 3, 3])
 
@@ -208,7 +235,8 @@ def test_still_person_fast_equals_exact(still, tiny):
     fast = famicli.predict_video(still["folder"], mode="fast", chunk=4, **kw)
     for a, b in zip(ref.frames, fast.frames, strict=True):
         np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
-    assert fast.record["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.02, "fast_path": True}
+    assert fast.record["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02,
+                                        "fast_path": True}
     assert ref.record["inference"] == {"mode": "exact", "fast_path": False}
     crops = len(range(0, 6)) + len(range(2, 10)) + len(range(6, 11))  # chunks 0-3, 4-7, 8-10 and their margins
     assert fast.record["options"]["mode"] == "fast" and fast.record["timings"]["backbone_crops"] == crops
@@ -272,7 +300,7 @@ def test_cli_fast_mode_files_score_with_famipose_eval(synth):
         [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"])
     record = json.loads(result.stdout)
     assert record == json.loads((out / "run.json").read_text())
-    assert record["inference"] == {"mode": "fast", "chunk": 3, "max_shift": 0.02, "fast_path": True}
+    assert record["inference"] == {"mode": "fast", "share": "own", "chunk": 3, "max_shift": 0.02, "fast_path": True}
     assert record["options"]["chunk"] == 3 and record["timings"]["frames_buffered_max"] <= 3 + 4
     doc = json.loads((out / f"{seq}.posetrack.json").read_text())
     gt = json.loads(synth["ann"].read_text())
@@ -297,7 +325,7 @@ def test_eval_weights_fast_mode(synth):
                                  "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["inference"] == {"mode": "fast", "chunk": 4, "max_shift": 0.02}
+    assert report["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02}
     assert "Total" in report["ap"] and "Total" in report["backbone"]["ap"]
 
 
@@ -319,8 +347,11 @@ def test_bad_fast_mode_options(synth, tmp_path):
                                         "fast"]), "detect_every 2 needs mode exact")  # fmt: skip
     assert runner.invoke(app, [*base, *boxes, "--mode", "slow"]).exit_code == 2  # Typer's usage error
     assert runner.invoke(app, [*base, *boxes, "--chunk", "eight"]).exit_code == 2
+    assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--share", "all"]).exit_code == 2
     assert not (tmp_path / "o").exists()
     ev = ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w", str(synth["weights"]), "--device",
           "cpu"]  # fmt: skip
     _one_error_line(runner.invoke(app, [*ev, "--mode", "slow"]), "unknown mode 'slow'; choose from: exact, fast")
     _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")
+    _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]),
+                    "unknown share 'all'; choose from: own, union")  # fmt: skip

@@ -65,8 +65,10 @@ def eval_command(
     batch_size: int = typer.Option(16, help="With --weights: persons per forward pass."),
     mode: str = typer.Option("exact", "--mode", help="With --weights: exact, or fast (cached features, one crop box "
                              "per track and chunk; docs/predict.md)."),
-    chunk: int = typer.Option(8, "--chunk", help="With --weights --mode fast: most frames sharing one crop box."),
-    max_shift: float | None = typer.Option(None, "--max-shift", help="With --weights --mode fast: largest offset "
+    share: str = typer.Option("own", "--share", help="With --weights --mode fast: own (each frame cut with its own "
+                              "box) or union (one box per track and chunk)."),
+    chunk: int = typer.Option(16, "--chunk", help="With --weights --mode fast: frames processed together."),
+    max_shift: float | None = typer.Option(None, "--max-shift", help="With --weights --mode fast --share union: largest offset "
                                            "of a shared crop box's centre from a person's own, in box heights "
                                            "(default 0.02)."),
     pred_out: Path | None = typer.Option(None, "--pred-out", help="With --weights: keep the prediction files "
@@ -89,7 +91,7 @@ def eval_command(
     if weights is not None:
         options = dict(variant=variant, boxes=boxes, gt_boxes=gt_boxes, box_threshold=box_threshold, device=device,
                        dtype=dtype, flip=flip, batch_size=batch_size, pred_out=pred_out, mode=mode,
-                       chunk=chunk, max_shift=max_shift)  # fmt: skip
+                       chunk=chunk, max_shift=max_shift, share=share)  # fmt: skip
         return _eval_weights(dataset.value, root, weights, options, json_out, out, quiet)
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
@@ -252,6 +254,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
                                 device=device, dtype=options["dtype"], flip=options["flip"],
                                 batch_size=options["batch_size"], pred_dir=options["pred_out"],
                                 mode=options["mode"], chunk=options["chunk"], max_shift=options["max_shift"],
+                                share=options["share"],
                                 progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
     if result is None:  # a torchrun process other than rank 0
         return
@@ -278,7 +281,9 @@ def _render_model(report: dict) -> None:
              f"boxes from {boxes['path']} (score >= {boxes['threshold']})")  # fmt: skip
     inference = report.get("inference") or {}
     if inference.get("mode") == "fast":
-        which += f", fast mode, chunk {inference['chunk']}, max shift {inference['max_shift']:g}"
+        which += f", fast mode, {inference['share']} boxes, chunk {inference['chunk']}"
+        if inference["share"] == "union":
+            which += f", max shift {inference['max_shift']:g}"
     table = Table(title=f"PoseTrack AP, model in the loop ({which})", box=box.SIMPLE_HEAVY, pad_edge=False,
                   collapse_padding=True)  # fmt: skip
     table.add_column("model")

@@ -22,6 +22,11 @@ class Mode(str, Enum):
     fast = "fast"
 
 
+class Share(str, Enum):
+    own = "own"
+    union = "union"
+
+
 class Dtype(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -40,11 +45,14 @@ def predict_command(
     dtype: Dtype = typer.Option(Dtype.fp32, help="fp32, or bf16/fp16 autocast (CUDA)."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Flip test (twice the model time)."),
     batch_size: int = typer.Option(16, help="Persons per forward pass."),
-    mode: Mode = typer.Option(Mode.exact, "--mode", help="exact, or fast: cached backbone features, one crop box "
-                              "per track and chunk (docs/predict.md, Fast mode)."),
-    chunk: int = typer.Option(8, "--chunk", help="With --mode fast: most frames sharing one crop box per track."),
-    max_shift: float = typer.Option(None, "--max-shift", help="With --mode fast: largest offset of a shared crop "
-                                    "box's centre from a person's own, in box heights (default 0.02)."),
+    mode: Mode = typer.Option(Mode.exact, "--mode", help="exact, or fast: each frame's backbone feature computed "
+                              "once and reused by its neighbours (docs/predict.md, Fast mode)."),
+    share: Share = typer.Option(Share.own, "--share", help="With --mode fast: own (each frame cut with its own box) "
+                                "or union (one box per track and chunk)."),
+    chunk: int = typer.Option(16, "--chunk", help="With --mode fast: frames processed together (with --share union: "
+                              "most frames sharing one crop box per track)."),
+    max_shift: float = typer.Option(None, "--max-shift", help="With --mode fast --share union: largest offset of a "
+                                    "shared crop box's centre from a person's own, in box heights (default 0.02)."),
     fps: float = typer.Option(None, help="Frame rate of a folder of frames (default: 25)."),
     out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: ./famipose_out/<video stem>)."),
     render: bool = typer.Option(True, "--render/--no-render", help="Write <stem>.overlay.mp4."),
@@ -79,6 +87,7 @@ def predict_command(
                                detector=None if detector is None else detector.value, box_threshold=box_threshold,
                                detect_every=detect_every, device=device, dtype=dtype.value, flip=flip,
                                batch_size=batch_size, fps=fps, mode=mode.value, chunk=chunk, max_shift=max_shift,
+                               share=share.value,
                                progress=progress)  # fmt: skip
     record = result.record
     if not quiet:

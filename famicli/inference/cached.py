@@ -42,6 +42,9 @@ from famicli.inference.track import GreedyTracker
 # default largest offset of a shared crop's centre from a person's own, in box heights (measured:
 # docs/predict.md, "Fast mode")
 MAX_SHIFT = 0.02
+SHARES = ("own", "union")  # how crops are shared: see the module docstring
+SHARE = "own"
+CHUNK = 16  # default frames per chunk (crops per key frame: (CHUNK + 4) / CHUNK at most with share "own")
 
 
 def union_box(boxes: np.ndarray) -> np.ndarray:
@@ -67,14 +70,15 @@ class CachedPipeline:
         on_frame: called as ``on_frame(t, frame, poses)`` for every frame, in order.
     """
 
-    def __init__(self, estimator, boxes, tracker: GreedyTracker, chunk: int = 8, batch_size: int = 16,
-                 on_frame: Callable | None = None, timer: Timer | None = None, max_shift: float = MAX_SHIFT):  # fmt: skip
-        assert chunk >= 1 and batch_size >= 1 and max_shift >= 0
+    def __init__(self, estimator, boxes, tracker: GreedyTracker, chunk: int = CHUNK, batch_size: int = 16,
+                 on_frame: Callable | None = None, timer: Timer | None = None, max_shift: float = MAX_SHIFT,
+                 share: str = SHARE):  # fmt: skip
+        assert chunk >= 1 and batch_size >= 1 and max_shift >= 0 and share in SHARES
         cfg = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
         self.offsets, self.padding = tuple(cfg.offsets), cfg.padding
         self.before, self.after = max(0, -min(self.offsets)), max(0, max(self.offsets))
-        self.chunk, self.batch_size, self.max_shift = chunk, batch_size, max_shift
+        self.chunk, self.batch_size, self.max_shift, self.share = chunk, batch_size, max_shift, share
         self.on_frame, self.timer = on_frame, timer or Timer()
         self.frames: dict[int, np.ndarray | None] = {}
         self.dets: dict[int, tuple[Detections, np.ndarray]] = {}  # frame -> (boxes, track ids)
@@ -113,29 +117,12 @@ class CachedPipeline:
         """Predict the key frames start..end-1; frames up to ``n_known - 1`` have arrived (support
         positions only look ``after`` frames ahead, so they are final)."""
         est = self.estimator
-        # persons of the chunk per track: (frame, index in the frame's boxes)
-        tracks: dict[tuple, list[tuple[int, int]]] = {}
-        for k in range(start, end):
-            for i, tid in enumerate(self.dets[k][1]):
-                key = (int(tid),)
-                if any(k == f for f, _ in tracks.get(key, [])):  # a repeated id in one frame: on its own
-                    key = (int(tid), k, i)
-                tracks.setdefault(key, []).append((k, i))
         crops, rows_t, rows_s, centers, scales, where = [], [], [], [], [], []
         with self.timer("crop"):
-            for members, box in (g for m in tracks.values() for g in self._groups(m)):
-                first = self.frames[members[0][0]]
-                center, scale = est.crop_box(box, first.shape[1], first.shape[0])
-                windows = [(k, support_positions(k, n_known, self.offsets, self.padding)) for k, _ in members]
-                positions = sorted({p for k, sup in windows for p in (k, *sup)})
-                row = {p: len(crops) + j for j, p in enumerate(positions)}
-                crops.extend(est.warp([self.frames[p] for p in positions], center, scale))
-                for (k, sup), (_, i) in zip(windows, members, strict=True):
-                    rows_t.append(row[k])
-                    rows_s.append([row[p] for p in sup])
-                    centers.append(center)
-                    scales.append(scale)
-                    where.append((k, i))
+            if self.share == "own":
+                self._own_crops(start, end, n_known, crops, rows_t, rows_s, centers, scales, where)
+            else:
+                self._union_crops(start, end, n_known, crops, rows_t, rows_s, centers, scales, where)
         poses = {k: self._empty(k) for k in range(start, end)}
         if crops:
             with self.timer("pose"):
@@ -156,10 +143,74 @@ class CachedPipeline:
             self.results.append(poses[k])
             if self.on_frame is not None:
                 self.on_frame(k, self.frames.get(k), poses[k])
-            del self.dets[k]
         self.next_start = end
         for p in [p for p in self.frames if p < end - self.before]:
             del self.frames[p]
+        for p in [p for p in self.dets if p < end - self.before]:  # the next chunk's supports need the rest
+            del self.dets[p]
+
+    def _union_crops(self, start: int, end: int, n_known: int, crops: list, rows_t: list, rows_s: list,
+                     centers: list, scales: list, where: list) -> None:  # fmt: skip
+        """``share="union"``: each track's key frames of the chunk in runs sharing one crop box
+        (:meth:`_groups`); each frame a run's windows need is cropped once with it."""
+        est = self.estimator
+        # persons of the chunk per track: (frame, index in the frame's boxes)
+        tracks: dict[tuple, list[tuple[int, int]]] = {}
+        for k in range(start, end):
+            for i, tid in enumerate(self.dets[k][1]):
+                key = (int(tid),)
+                if any(k == f for f, _ in tracks.get(key, [])):  # a repeated id in one frame: on its own
+                    key = (int(tid), k, i)
+                tracks.setdefault(key, []).append((k, i))
+        for members, box in (g for m in tracks.values() for g in self._groups(m)):
+            first = self.frames[members[0][0]]
+            center, scale = est.crop_box(box, first.shape[1], first.shape[0])
+            windows = [(k, support_positions(k, n_known, self.offsets, self.padding)) for k, _ in members]
+            positions = sorted({p for k, sup in windows for p in (k, *sup)})
+            row = {p: len(crops) + j for j, p in enumerate(positions)}
+            crops.extend(est.warp([self.frames[p] for p in positions], center, scale))
+            for (k, sup), (_, i) in zip(windows, members, strict=True):
+                rows_t.append(row[k])
+                rows_s.append([row[p] for p in sup])
+                centers.append(center)
+                scales.append(scale)
+                where.append((k, i))
+
+    def _own_crops(self, start: int, end: int, n_known: int, crops: list, rows_t: list, rows_s: list,
+                   centers: list, scales: list, where: list) -> None:  # fmt: skip
+        """``share="own"``: every (frame, box) is cropped once with that box. A key frame's crop is its
+        own box's (exact mode's key crop); a supporting frame's is the same track's own crop there, or,
+        where the track has no box in that frame, the frame cut with the key frame's box (exact mode's)."""
+        est = self.estimator
+        row: dict[tuple, int] = {}
+
+        def crop(p: int, box: np.ndarray) -> int:
+            key = (p, *np.asarray(box, dtype=float).tolist())
+            if key not in row:
+                frame = self.frames[p]
+                center, scale = est.crop_box(box, frame.shape[1], frame.shape[0])
+                row[key] = len(crops)
+                crops.extend(est.warp([frame], center, scale))
+            return row[key]
+
+        for k in range(start, end):
+            dets, ids = self.dets[k]
+            frame = self.frames[k]
+            for i, tid in enumerate(ids):
+                box = np.asarray(dets.boxes[i], dtype=float)
+                rows_t.append(crop(k, box))
+                rows_s.append([crop(p, self._track_box(p, int(tid), box)) for p in
+                               support_positions(k, n_known, self.offsets, self.padding)])  # fmt: skip
+                center, scale = est.crop_box(box, frame.shape[1], frame.shape[0])
+                centers.append(center)
+                scales.append(scale)
+                where.append((k, i))
+
+    def _track_box(self, p: int, tid: int, fallback: np.ndarray) -> np.ndarray:
+        """Track ``tid``'s box in frame ``p``, or ``fallback`` where it has none."""
+        dets, ids = self.dets[p]
+        hits = np.flatnonzero(ids == tid)
+        return np.asarray(dets.boxes[hits[0]], dtype=float) if len(hits) else fallback
 
     def _groups(self, members: list[tuple[int, int]]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
         """Split one track's persons of a chunk (in frame order) into runs sharing one crop box: a

@@ -125,7 +125,7 @@ REFERENCE_AP = {
 def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold: float | None = None,
                    data_cfg: DataConfig | None = None, device="cpu", dtype: str = "fp32", flip: bool = False,
                    batch_size: int = 16, pred_dir=None, progress=None, mode: str = "exact",
-                   chunk: int = 8, max_shift: float | None = None) -> dict | None:  # fmt: skip
+                   chunk: int = 16, max_shift: float | None = None, share: str | None = None) -> dict | None:  # fmt: skip
     """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
 
     Each sequence's frames (an image folder) stream through :func:`famicli.inference.stream.run`
@@ -141,7 +141,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
         root: dataset folder (``annotations/<split>/*.json`` and the frames).
         boxes: None for ground-truth boxes, else a detections file (:class:`famicli.inference.detect.BoxFile`).
         box_threshold: minimum score of file boxes (default 0.2, the official evaluation's).
-        device, dtype, flip, batch_size, mode, chunk, max_shift: as for :func:`famicli.predict_video` (``mode="fast"``:
+        device, dtype, flip, batch_size, mode, chunk, max_shift, share: as for :func:`famicli.predict_video` (``mode="fast"``:
             the cached streaming mode, ground-truth track ids or boxes tracked on IoU before the poses).
         pred_dir: keep the prediction files in ``pred_dir/famipose`` and ``pred_dir/backbone``.
         progress: called with (sequences done, sequences in all, sequence name).
@@ -162,10 +162,11 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     from famicli.inference.track import GreedyTracker
     from famicli.runtime import resolve_dtype
 
-    from famicli.inference.cached import MAX_SHIFT
+    from famicli.inference.cached import MAX_SHIFT, SHARE
 
     max_shift = MAX_SHIFT if max_shift is None else max_shift
-    PredictConfig(mode=mode, chunk=chunk, max_shift=max_shift).validate()  # bad options before anything starts
+    share = SHARE if share is None else share
+    PredictConfig(mode=mode, chunk=chunk, max_shift=max_shift, share=share).validate()  # bad options before anything starts
     t0 = time.perf_counter()
     device = torch.device(device)
     was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -189,7 +190,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
             else:
                 box_src = box_file.for_video(video.name, len(video.frames), require=False)
             poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=batch_size, skip_unneeded=True,
-                           chunk=chunk if mode == "fast" else None, max_shift=max_shift)  # fmt: skip
+                           chunk=chunk if mode == "fast" else None, max_shift=max_shift, share=share)  # fmt: skip
             pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
             doc, fmt = prediction_document(video, pred.annotations("famipose"))
             backbone, _ = prediction_document(video, pred.annotations("backbone"))
@@ -218,7 +219,8 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
     reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
     return {**reports, "boxes": box_info, "reference": reference, "sequences": len(files),
-            "inference": {"mode": mode, **({"chunk": chunk, "max_shift": max_shift} if mode == "fast" else {})},
+            "inference": {"mode": mode,
+                          **({"share": share, "chunk": chunk, "max_shift": max_shift} if mode == "fast" else {})},
             "frames": frames, "persons": persons, "processes": info.world_size,
             "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
 

@@ -30,7 +30,7 @@ import torch
 from famicli.config import DataConfig
 from famicli.data import transforms as T
 from famicli.errors import ConfigError
-from famicli.inference.cached import MAX_SHIFT
+from famicli.inference.cached import CHUNK, MAX_SHIFT, SHARE, SHARES
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
@@ -56,8 +56,9 @@ class PredictConfig:
     track_threshold: float = 0.3  # minimum similarity (IoU, or mean of IoU and OKS) to continue a track
     fps: float | None = None  # frame rate of an image folder (videos carry their own)
     mode: str = "exact"  # exact: every window cropped with its key frame's box; fast: cached features (see cached.py)
-    chunk: int = 8  # fast mode: most frames sharing one crop box per track (and the frames held)
-    max_shift: float = MAX_SHIFT  # fast mode: largest offset of a shared crop's centre from a person's own, box heights
+    chunk: int = CHUNK  # fast mode: frames processed together (and held); share union: most sharing one box
+    max_shift: float = MAX_SHIFT  # fast mode, share union: largest offset of a shared crop's centre, box heights
+    share: str = SHARE  # fast mode: own (each frame cut once with its own box) or union (chunk union boxes)
 
     def validate(self) -> None:
         if self.batch_size < 1 or self.detect_every < 1:
@@ -68,6 +69,8 @@ class PredictConfig:
             raise ConfigError(f"chunk {self.chunk!r} must be an integer >= 1 (frames sharing one crop box in fast mode)")
         if not 0 <= self.max_shift < float("inf"):
             raise ConfigError(f"max_shift {self.max_shift} must be >= 0 (box heights)")
+        if self.share not in SHARES:
+            raise ConfigError(f"unknown share {self.share!r}; choose from: {', '.join(SHARES)}")
         if self.mode == "fast" and self.detect_every > 1:
             raise ConfigError(f"detect_every {self.detect_every} needs mode exact: fast mode tracks the boxes before "
                               "the poses, so boxes cannot follow the poses")  # fmt: skip
@@ -215,7 +218,8 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
                   boxes=None, detector: str | None = None, box_threshold: float | None = None, detect_every: int = 1,
                   device: str = "auto", dtype: str = "fp32", flip: bool = False, batch_size: int = 16,
                   max_age: int = 30, track_threshold: float = 0.3, fps: float | None = None, mode: str = "exact",
-                  chunk: int = 8, max_shift: float | None = None, data_cfg: DataConfig | None = None,
+                  chunk: int = CHUNK, max_shift: float | None = None, share: str = SHARE,
+                  data_cfg: DataConfig | None = None,
                   progress: Callable | None = None):  # fmt: skip
     """Every person's pose in every frame of a video, with track ids.
 
@@ -230,7 +234,7 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
         out: also write ``<stem>.posetrack.json``, ``<stem>.coco.json``, ``<stem>.overlay.mp4`` (with
             ``render``) and ``run.json`` there, atomically: on failure nothing is left half-written.
         boxes, detector, box_threshold, detect_every, device, dtype, flip, batch_size, max_age,
-            track_threshold, fps, mode, chunk, max_shift: see :class:`PredictConfig`; ``mode="fast"`` is the cached
+            track_threshold, fps, mode, chunk, max_shift, share: see :class:`PredictConfig`; ``mode="fast"`` is the cached
             streaming mode (:mod:`famicli.inference.cached`, with the exact fast path of
             :mod:`famicli.models.fast`).
         data_cfg: window and crop settings (default ``DataConfig()``, as in training).
@@ -253,7 +257,7 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
 
     cfg = PredictConfig(detector, None if boxes is None else str(boxes), box_threshold, detect_every, device, dtype,
                         flip, batch_size, max_age, track_threshold, fps, mode, chunk,
-                        MAX_SHIFT if max_shift is None else max_shift)  # fmt: skip
+                        MAX_SHIFT if max_shift is None else max_shift, share)  # fmt: skip
     cfg.validate()
     dev, dt = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     path = Path(path)
@@ -290,7 +294,8 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
     tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
     frames, timings = run(source, boxes, estimator, tracker, batch_size=cfg.batch_size, detect_every=cfg.detect_every,
                           on_frame=render if writer else None, progress=progress,
-                          chunk=cfg.chunk if cfg.mode == "fast" else None, max_shift=cfg.max_shift)  # fmt: skip
+                          chunk=cfg.chunk if cfg.mode == "fast" else None, max_shift=cfg.max_shift,
+                          share=cfg.share)  # fmt: skip
     if writer is not None:
         t_close = time.perf_counter()
         writer.close()
@@ -349,7 +354,7 @@ def _inference_record(cfg: PredictConfig, fast_path: bool) -> dict:
     """How the poses were computed, for run.json: the mode and, in fast mode, its settings."""
     if cfg.mode == "exact":
         return {"mode": "exact", "fast_path": fast_path}
-    return {"mode": "fast", "chunk": cfg.chunk, "max_shift": cfg.max_shift, "fast_path": fast_path}
+    return {"mode": "fast", "share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift, "fast_path": fast_path}
 
 
 def _speed(timings: dict, t0: float) -> dict:

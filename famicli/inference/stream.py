@@ -189,7 +189,7 @@ class Pipeline:
 def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 16,
         detect_every: int = 1, on_frame: Callable | None = None, progress: Callable | None = None,
         skip_unneeded: bool = False, chunk: int | None = None,
-        max_shift: float | None = None) -> tuple[list[FramePoses], dict]:  # fmt: skip
+        max_shift: float | None = None, share: str | None = None) -> tuple[list[FramePoses], dict]:  # fmt: skip
     """Stream ``source`` (a :class:`famicli.data.video.VideoSource`) through a :class:`Pipeline`.
 
     Args:
@@ -198,8 +198,9 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
         progress: called with (frames done, frames in all).
         chunk: None for exact mode; else the cached streaming mode
             (:class:`famicli.inference.cached.CachedPipeline`) with chunks of ``chunk`` frames.
-        max_shift: with ``chunk``, how far a shared crop's centre may be from a person's own, in box
-            heights (None: :data:`famicli.inference.cached.MAX_SHIFT`).
+        max_shift: with ``chunk`` and ``share="union"``, how far a shared crop's centre may be from a
+            person's own, in box heights (None: :data:`famicli.inference.cached.MAX_SHIFT`).
+        share: with ``chunk``, ``own`` or ``union`` (None: :data:`famicli.inference.cached.SHARE`).
 
     Returns:
         Each frame's :class:`FramePoses` and the timings: seconds per stage (decode, detect, crop,
@@ -220,11 +221,12 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
     if chunk is None:
         pipe = Pipeline(estimator, boxes, tracker, batch_size, detect_every, handed_over, timer)
     else:
-        from famicli.inference.cached import MAX_SHIFT, CachedPipeline  # imports this module
+        from famicli.inference.cached import MAX_SHIFT, SHARE, CachedPipeline  # imports this module
 
         assert detect_every == 1, "fast mode tracks boxes before poses: every frame needs its boxes"
         shift = MAX_SHIFT if max_shift is None else max_shift
-        pipe = CachedPipeline(estimator, boxes, tracker, chunk, batch_size, handed_over, timer, shift)
+        pipe = CachedPipeline(estimator, boxes, tracker, chunk, batch_size, handed_over, timer, shift,
+                              SHARE if share is None else share)
     needed = pipe.needed(boxes.frames()) if skip_unneeded and hasattr(boxes, "frames") else None
     frames, end = source.frames(needed), object()
     n = 0
