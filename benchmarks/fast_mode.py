@@ -9,13 +9,15 @@ In one process, with one set of weights:
    model, tracking; no rendering, no files). Configurations:
 
    - ``exact``: ``--mode exact`` (the reference model, every window cropped with its key box);
-   - ``fast L``: ``--mode fast --chunk L`` (cached features + the exact fast path);
-   - ``cache only L``: the cached mode on the reference model, to separate the two gains;
+   - ``fast own L``: ``--mode fast --chunk L`` (``--share own``, the default: each frame cut once with
+     its own box; cached features + the exact fast path);
+   - ``fast L/S``: ``--mode fast --share union --chunk L --max-shift S``;
+   - ``cache only own L``: the cached mode on the reference model, to separate the two gains;
    - ``exact + fast path``: exact mode on the fast path.
 
 2. accuracy: PoseTrack AP with ground-truth boxes (``famicli.inference.evaluate.evaluate_model``,
    i.e. ``famipose eval --weights CKPT --mode ...``) on SynthTrack val, exact and fast per chunk,
-   and the difference. ``--root`` takes a SynthTrack folder; by default a val set is generated
+   and the difference (the same configurations). ``--root`` takes a SynthTrack folder; by default a val set is generated
    (``--val-videos`` videos of 12 frames, labels on every 4th frame, as ``famipose data synth``).
    ``--dense`` adds the same on val videos labeled on every frame (every chunk frame is a key frame
    there, so the union boxes span whole chunks).
@@ -54,8 +56,8 @@ def settings(chunks: list[int], shifts: list[float]) -> list[tuple[int, float]]:
     return [(c, s) for c in chunks for s in shifts]
 
 
-def label(chunk: int, shift: float) -> str:
-    return f"fast {chunk}/{shift:g}"
+def label(chunk: int, shift: float | None) -> str:
+    return f"fast own {chunk}" if shift is None else f"fast {chunk}/{shift:g}"
 
 
 def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list[float], repeats: int,
@@ -72,18 +74,21 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
     ref = PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.float32)
     fast = PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.float32, fast_path=True)
     configs = {"exact": (ref, None, None), "exact + fast path": (fast, None, None)}
+    for c in chunks:
+        configs[label(c, None)] = (fast, c, None)  # share "own"
     for c, s in settings(chunks, shifts):
-        configs[label(c, s)] = (fast, c, s)
-    configs[f"cache only {chunks[0]}/{shifts[0]:g}"] = (ref, chunks[0], shifts[0])
+        configs[label(c, s)] = (fast, c, s)  # share "union"
+    configs[f"cache only own {chunks[0]}"] = (ref, chunks[0], None)
     if bf16:  # the opt-in: convolutions under bf16 autocast (deformable ones in fp32), not exact
         half = PoseEstimator(model, DataConfig(), torch.device("cpu"), torch.bfloat16, fast_path=True)
         configs["exact + fast path, bf16"] = (half, None, None)
-        configs[f"{label(chunks[0], shifts[0])}, bf16"] = (half, chunks[0], shifts[0])
+        configs[f"{label(chunks[0], None)}, bf16"] = (half, chunks[0], None)
 
     def once(estimator, chunk, shift):
         t0 = time.perf_counter()
         poses, timings = run(ImageSequence(files, name=ann.stem), boxes.for_video(ann.stem, len(files)), estimator,
-                             GreedyTracker(), batch_size=batch_size, chunk=chunk, max_shift=shift)  # fmt: skip
+                             GreedyTracker(), batch_size=batch_size, chunk=chunk, max_shift=shift,
+                             share="own" if shift is None else "union")  # fmt: skip
         return time.perf_counter() - t0, sum(len(p.boxes) for p in poses), timings
 
     for config in configs.values():  # warm-up
@@ -111,13 +116,14 @@ def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_si
     from famicli.inference.evaluate import evaluate_model
 
     rows = {}
-    runs = [("exact", 8, None, "fp32"), *(("fast", c, s, "fp32") for c, s in settings(chunks, shifts))]
+    runs = [("exact", 8, None, "fp32"), *(("fast", c, None, "fp32") for c in chunks),
+            *(("fast", c, s, "fp32") for c, s in settings(chunks, shifts))]  # fmt: skip
     if bf16:
-        runs += [("exact", 8, None, "bf16"), ("fast", chunks[0], shifts[0], "bf16")]
+        runs += [("exact", 8, None, "bf16"), ("fast", chunks[0], None, "bf16")]
     for mode, chunk, shift, dtype in runs:
         t0 = time.perf_counter()
         r = evaluate_model(model, root, "val", batch_size=batch_size, mode=mode, chunk=chunk, max_shift=shift,
-                           dtype=dtype)  # fmt: skip
+                           share="own" if shift is None else "union", dtype=dtype)  # fmt: skip
         name = ("exact" if mode == "exact" else label(chunk, shift)) + (", bf16" if dtype == "bf16" else "")
         rows[name] = {"ap": r["famipose"]["ap"], "backbone_ap": r["backbone"]["ap"]["Total"],
                       "mota": r["famipose"]["mota"]["Total"], "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
