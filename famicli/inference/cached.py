@@ -6,23 +6,28 @@ neighbours. Here the crops are made shareable:
 
 1. boxes are tracked *before* the poses, frame by frame as frames arrive (the box source's own
    track ids, e.g. ground truth, or :class:`famicli.inference.track.GreedyTracker` on IoU alone);
-2. the video is cut into chunks of ``chunk`` consecutive frames, and each track's key frames in a
-   chunk into runs that share one crop box: the union of the run's boxes (then aspect 3:4 and
-   x1.25 as in training, :func:`famicli.data.transforms.box_to_center_scale`). A run ends where the
-   union's centre would lie more than ``max_shift`` box heights from one of its boxes' centres:
-   the model expects its person at the crop's centre (an off-centre key crop costs far more
-   accuracy than a larger one: docs/predict.md, "Fast mode");
-3. every frame the chunk's windows need (its key frames and their supporting frames, with the
-   official padding at the video's ends: :func:`famicli.data.windows.support_positions`) is
-   cropped once with that box and goes through the backbone once;
-4. each key frame's heatmaps come from its own feature and its supporting features through the
-   temporal modules (``FamiPose.forward_features``), decoded with the chunk's centre and scale.
+2. the video is cut into chunks of ``chunk`` consecutive frames, and each crop the chunk's windows
+   need is made once, with one of two sharing schemes (``share``):
 
-A person that stands still keeps one box, and the result is exact mode's to float rounding. A
-person that moves is cropped a little larger and off-centre; the accuracy this costs is measured
-by ``benchmarks/fast_mode.py``. Frames at a run's edges that support key frames of two runs go
-through the backbone once per run: at best (chunk + 4) / chunk backbone passes per key frame
-instead of 5, at worst (``max_shift`` 0 and everybody moving) exact mode's crops.
+   - ``own`` (the default): every frame is cut with the person's own box in that frame. A key
+     frame's crop is exact mode's; a supporting frame's is the same track's own crop there, or the
+     frame cut with the key frame's box where the track has no box in it (exact mode's crop). The
+     alignment modules see the box motion removed; measured, this loses no accuracy;
+   - ``union``: each track's key frames in a chunk form runs that share one crop box, the union of
+     the run's boxes (then aspect 3:4 and x1.25 as in training,
+     :func:`famicli.data.transforms.box_to_center_scale`); a run ends where the union's centre would
+     lie more than ``max_shift`` box heights from one of its boxes' centres. Larger, off-centre key
+     crops cost accuracy (docs/predict.md, "Fast mode");
+3. every crop goes through the backbone once (the official padding at the video's ends:
+   :func:`famicli.data.windows.support_positions`);
+4. each key frame's heatmaps come from its own feature and its supporting features through the
+   temporal modules (``FamiPose.forward_features``), decoded with the key crop's centre and scale.
+
+A person that stands still keeps one box, and the result is exact mode's to float rounding with
+either scheme. Frames in a chunk's 2-frame margins are cropped again for the neighbouring chunk: at
+best (chunk + 4) / chunk backbone passes per key frame instead of 5 (``union`` at worst, with
+``max_shift`` 0 and everybody moving, exact mode's crops). The accuracy and speed are measured by
+``benchmarks/fast_mode.py``.
 
 Memory stays bounded: a chunk is processed once its last frame's window has arrived, so at most
 ``chunk + before + after`` frames (plus the chunk's crops and features) are held.
