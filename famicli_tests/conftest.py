@@ -20,6 +20,18 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def encode_sequence(root: Path, split: str, seq: str, video: Path, fps: float = 25) -> Path:
+    """Encode the frames of a PoseTrack-layout sequence (``root/images/<split>/<seq>/*.jpg``) as ``video``."""
+    from famicli.data.posetrack import read_image
+    from famicli.data.video import VideoWriter
+
+    frames = [read_image(f) for f in sorted((root / "images" / split / seq).glob("*.jpg"))]
+    with VideoWriter(video, fps, (frames[0].shape[1], frames[0].shape[0])) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return video
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from famicli.cli.app import app
+from famicli_tests.conftest import encode_sequence
 
 runner = CliRunner()
 
@@ -19,20 +20,14 @@ def setup(tmp_path_factory):
     import av
 
     import famicli
-    from famicli.data.posetrack import read_image
     from famicli.data.synth import SynthConfig, generate
-    from famicli.data.video import VideoWriter
 
     base = tmp_path_factory.mktemp("bad")
     root = base / "synth"
     generate(root, SynthConfig(videos=3, frames=5, size=(160, 120), seed=1, val_videos=2))
     anns = sorted((root / "annotations" / "val").glob("*.json"))
     seq = anns[0].stem
-    video = base / f"{seq}.mp4"
-    frames = [read_image(f) for f in sorted((root / "images" / "val" / seq).glob("*.jpg"))]
-    with VideoWriter(video, 25, (160, 120)) as w:
-        for f in frames:
-            w.write(f)
+    video = encode_sequence(root, "val", seq, base / f"{seq}.mp4")
     weights = base / "tiny.pt"
     famicli.save_checkpoint(famicli.build_model("tiny"), weights)
     bad = base / "bad"

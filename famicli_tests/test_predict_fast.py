@@ -19,6 +19,7 @@ from famicli.inference.cached import union_box
 from famicli.inference.detect import Detections, FullFrame
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
+from famicli_tests.conftest import encode_sequence
 
 runner = CliRunner()
 
@@ -271,18 +272,13 @@ def test_flip_from_cached_features_equals_flip_of_windows(tiny):
 def synth(tmp_path_factory):
     """A SynthTrack set (its val sequence: 6 frames, 2-4 persons, labeled on frames 0 and 4) and a video."""
     import famicli
-    from famicli.data.posetrack import read_image
     from famicli.data.synth import SynthConfig, generate
-    from famicli.data.video import VideoWriter
 
     base = tmp_path_factory.mktemp("fast_cli")
     root = base / "synth"
     generate(root, SynthConfig(videos=2, frames=6, size=(160, 120), seed=3, val_videos=1))
     ann = next((root / "annotations" / "val").glob("*.json"))
-    video = base / f"{ann.stem}.mp4"
-    with VideoWriter(video, 25, (160, 120)) as writer:
-        for f in sorted((root / "images" / "val" / ann.stem).glob("*.jpg")):
-            writer.write(read_image(f))
+    video = encode_sequence(root, "val", ann.stem, base / f"{ann.stem}.mp4")
     weights = base / "tiny.pt"
     torch.manual_seed(1)
     famicli.save_checkpoint(famicli.build_model("tiny"), weights)
