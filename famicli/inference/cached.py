@@ -187,26 +187,25 @@ class CachedPipeline:
         own box's (exact mode's key crop); a supporting frame's is the same track's own crop there, or,
         where the track has no box in that frame, the frame cut with the key frame's box (exact mode's)."""
         est = self.estimator
-        row: dict[tuple, int] = {}
+        row: dict[tuple, tuple] = {}  # (frame, box) -> (row in crops, crop centre, crop scale)
 
-        def crop(p: int, box: np.ndarray) -> int:
+        def crop(p: int, box: np.ndarray) -> tuple:
             key = (p, *np.asarray(box, dtype=float).tolist())
             if key not in row:
                 frame = self.frames[p]
                 center, scale = est.crop_box(box, frame.shape[1], frame.shape[0])
-                row[key] = len(crops)
+                row[key] = (len(crops), center, scale)
                 crops.extend(est.warp([frame], center, scale))
             return row[key]
 
         for k in range(start, end):
             dets, ids = self.dets[k]
-            frame = self.frames[k]
             for i, tid in enumerate(ids):
                 box = np.asarray(dets.boxes[i], dtype=float)
-                rows_t.append(crop(k, box))
-                rows_s.append([crop(p, self._track_box(p, int(tid), box)) for p in
+                key_row, center, scale = crop(k, box)
+                rows_t.append(key_row)
+                rows_s.append([crop(p, self._track_box(p, int(tid), box))[0] for p in
                                support_positions(k, n_known, self.offsets, self.padding)])  # fmt: skip
-                center, scale = est.crop_box(box, frame.shape[1], frame.shape[0])
                 centers.append(center)
                 scales.append(scale)
                 where.append((k, i))
