@@ -40,7 +40,7 @@ def last_val_ap(weights: Path) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     import famicli
-    from famicli import demo
+    from famicli.data.synthtrack import demo
     from famicli.models.checkpoint import file_sha256, read_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE, help="destination folder (default: assets/)")
     args = ap.parse_args(argv)
     if RECIPE["synthtrack"] != demo.SYNTH_RECIPE:
-        raise SystemExit("Error: RECIPE['synthtrack'] differs from famicli.demo.SYNTH_RECIPE")
+        raise SystemExit("Error: RECIPE['synthtrack'] differs from famicli.data.synthtrack.demo.SYNTH_RECIPE")
     summary = demo.write_demo_clip(args.out)
     print(f"{summary['video']}: {summary['frames']} frames, {summary['persons']} boxes, "
           f"{summary['blurred_frames']} blurred frames, {summary['occluded_frames']} frames with occlusions")

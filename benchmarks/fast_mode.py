@@ -15,7 +15,7 @@ In one process, with one set of weights:
    - ``cache only own L``: the cached mode on the reference model, to separate the two gains;
    - ``exact + fast path``: exact mode on the fast path.
 
-2. accuracy: PoseTrack AP with ground-truth boxes (``famicli.inference.evaluate.evaluate_model``,
+2. accuracy: PoseTrack AP with ground-truth boxes (``famicli.engine.validator.evaluate_model``,
    i.e. ``famipose eval --weights CKPT --mode ...``) on SynthTrack val, exact and fast per chunk,
    and the difference (the same configurations). ``--root`` takes a SynthTrack folder; by default a val set is generated
    (``--val-videos`` videos of 12 frames, labels on every 4th frame, as ``famipose data synth``).
@@ -43,7 +43,7 @@ import torch
 
 def speed_video(base: Path, frames: int, seed: int) -> tuple[Path, Path]:
     """A val video with every frame labeled, the one with the most persons of three: (annotations, frame folder)."""
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     root = base / "speed"
     generate(root, SynthConfig(videos=3, frames=frames, seed=seed, val_videos=3, val_label_every=1))
@@ -113,7 +113,7 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
 
 
 def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_size: int, bf16: bool = False) -> dict:
-    from famicli.inference.evaluate import evaluate_model
+    from famicli.engine.validator import evaluate_model
 
     rows = {}
     runs = [("exact", 8, None, "fp32"), *(("fast", c, None, "fp32") for c in chunks),
@@ -153,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(args.threads)
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
     from famicli.models.checkpoint import load_model
 
     model = load_model(args.weights, None, "cpu")

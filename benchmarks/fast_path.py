@@ -4,7 +4,7 @@ Builds each variant with random weights (BatchNorm statistics randomized so that
 and times, interleaved in one process on the same random crops:
 
 - ``reference``: ``FamiPose`` in eval mode under ``torch.no_grad`` (as ``famicli.inference`` runs it);
-- ``fast``: ``famicli.models.fast.optimize_for_inference(model)`` (BN folded, in-place residuals,
+- ``fast``: ``famicli.models.folded.optimize_for_inference(model)`` (BN folded, in-place residuals,
   inference mode, batched GTM regressions, channels-last backbone);
 - ``fast, NCHW``: the same with ``channels_last=False``;
 - ``fast bf16`` (not exact, an opt-in: ``--dtype bf16``): the fast path under
@@ -27,7 +27,7 @@ import time
 import torch
 
 from famicli.models.famipose import build_model
-from famicli.models.fast import optimize_for_inference
+from famicli.models.folded import optimize_for_inference
 
 
 def random_model(variant: str) -> torch.nn.Module:

@@ -28,7 +28,7 @@ def write_video(path: Path, n: int, size: tuple[int, int], seed: int = 0) -> Pat
     """A figure walking back and forth for ``n`` frames (streamed to the encoder); returns its boxes file."""
     from PIL import Image, ImageDraw
 
-    from famicli.data import figure as F
+    from famicli.data.synthtrack import figure as F
     from famicli.data.video import VideoWriter
 
     w, h = size

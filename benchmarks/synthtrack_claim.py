@@ -64,8 +64,8 @@ def subset_pred(pred_dir: Path, out: Path, kept: set[tuple[int, int]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from famicli.config import train_configs
-    from famicli.inference.evaluate import evaluate_with_gt_boxes
-    from famicli.metrics.evaluate import evaluate
+    from famicli.engine.validator import evaluate_with_gt_boxes
+    from famicli.metrics.scoring import evaluate
     from famicli.models.checkpoint import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from famicli.config import train_configs
-from famicli.data.synth import SynthConfig, generate
-from famicli.engine import train
-from famicli.inference.evaluate import evaluate_with_gt_boxes
+from famicli.data.synthtrack.generate import SynthConfig, generate
+from famicli.engine.trainer import train
+from famicli.engine.validator import evaluate_with_gt_boxes
 from famicli.models.famipose import FamiPose
 
 

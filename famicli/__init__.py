@@ -13,8 +13,8 @@ _API = {
     "FamiPose": "famicli.models.famipose",
     "load_model": "famicli.models.checkpoint",
     "save_checkpoint": "famicli.models.checkpoint",
-    "evaluate": "famicli.metrics.evaluate",
-    "profile_model": "famicli.profiling",
+    "evaluate": "famicli.metrics.scoring",
+    "profile_model": "famicli.profiling.profiler",
     "predict_video": "famicli.inference.predictor",
 }
 

@@ -9,12 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from famicli.errors import ConfigError
 
-# COCO keypoint order used by PoseTrack18 files and by the model's 17 heatmaps.
-JOINT_NAMES = (
-    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+from famicli.keypoints import JOINT_NAMES  # noqa: F401  (re-exported for checkpoints' configs)
 
 
 @dataclass(frozen=True)

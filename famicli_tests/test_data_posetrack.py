@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from famicli.config import DataConfig
 from famicli.data.posetrack import PoseTrackDataset, read_sequence
-from famicli.data.synth import SynthConfig, generate
+from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.errors import InputError
 
 INPUT, HEATMAP = (64, 48), (16, 12)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from famicli.data.check import check_dataset
-from famicli.data.synth import MARKER, SynthConfig, generate
+from famicli.formats.check import check_dataset
+from famicli.data.synthtrack.generate import MARKER, SynthConfig, generate
 from famicli.errors import ConfigError, InputError
 
 TINY = SynthConfig(videos=2, frames=8, size=(160, 120), seed=5)
@@ -81,7 +81,7 @@ def test_check_passes_on_synthtrack(tiny):
 
 
 def test_the_evaluator_scores_gt_against_itself_at_100(tiny):
-    from famicli.metrics.evaluate import evaluate
+    from famicli.metrics.scoring import evaluate
 
     result = evaluate(tiny / "annotations/train", tiny / "annotations/train", coco=False, strict=False).to_dict()
     assert result["ap"]["Total"] == pytest.approx(100.0)

@@ -1,4 +1,4 @@
-"""The bundled demo (``famicli.demo``): the clip writer, predict on bundled defaults, the note, and the
+"""The bundled demo (``famicli.data.synthtrack.demo``): the clip writer, predict on bundled defaults, the note, and the
 shipped assets themselves (weights with their recipe, clip, boxes; AP well above an untrained model)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import famicli
-from famicli import demo
+from famicli.data.synthtrack import demo
 from famicli.cli.app import app
 from famicli.data.video import open_video
 from famicli.inference.detect import BoxFile
@@ -45,7 +45,7 @@ def test_write_demo_clip(clip, tmp_path):
 
 def test_predict_on_bundled_defaults(clip, tmp_path, monkeypatch):
     folder, summary = clip
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (folder,))
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (folder,))
     result = runner.invoke(app, ["predict", str(folder / demo.VIDEO_NAME), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "Using the boxes next to the video" in result.stderr
@@ -59,7 +59,7 @@ def test_predict_on_bundled_defaults(clip, tmp_path, monkeypatch):
 
 def test_viz_on_the_demo_clip_uses_its_boxes(clip, tmp_path, monkeypatch):
     folder, _ = clip
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (folder,))
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (folder,))
     boxes = [b for b in json.loads((folder / demo.BOXES_NAME).read_text()) if b["frame_index"] == 2]
     person = max(b["track_id"] for b in boxes)
     result = runner.invoke(app, ["viz", "offsets", "--frame", "2", "--person", str(person), "--json", "--out",
@@ -74,7 +74,7 @@ def test_viz_on_the_demo_clip_uses_its_boxes(clip, tmp_path, monkeypatch):
 
 def test_note_once_on_a_video_that_is_not_synthtrack(clip, tmp_path, monkeypatch):
     folder, _ = clip
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (folder,))
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (folder,))
     video = tmp_path / "holiday.mp4"
     shutil.copy(folder / demo.VIDEO_NAME, video)
     result = runner.invoke(app, ["predict", str(video), "--boxes", str(folder / demo.BOXES_NAME), "-o",
@@ -108,8 +108,8 @@ def test_bundled_assets_are_complete():
 @needs_assets
 def test_bundled_weights_score_well_above_untrained(tmp_path):
     from famicli.config import train_configs
-    from famicli.data.synth import SynthConfig, generate
-    from famicli.inference.evaluate import evaluate_with_gt_boxes
+    from famicli.data.synthtrack.generate import SynthConfig, generate
+    from famicli.engine.validator import evaluate_with_gt_boxes
 
     root = tmp_path / "synth"  # 6 videos the weights never saw (another seed than the recipe's)
     generate(root, SynthConfig(videos=6, frames=8, seed=77, val_videos=6, val_label_every=2))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import famicli
-from famicli.metrics.coco import COCO_SIGMAS, STATS
+from famicli.keypoints import OKS_SIGMAS
+from famicli.metrics.coco import STATS
 from famicli_tests.conftest import shared_path
 
 BASIC = Path(__file__).parent / "data" / "posetrack18_basic"
@@ -82,7 +83,7 @@ def test_coco_ap_equals_pycocotools_on_reference_cases(case, tmp_path):
 def test_sigmas_are_cocos_and_stated():
     from pycocotools.cocoeval import Params
 
-    np.testing.assert_allclose(COCO_SIGMAS, Params(iouType="keypoints").kpt_oks_sigmas)
+    np.testing.assert_allclose(OKS_SIGMAS, Params(iouType="keypoints").kpt_oks_sigmas)
     coco = famicli.evaluate(BASIC / "gt", BASIC / "pred").coco
     assert coco["sigmas"]["left_ear"] == 0.035 and coco["sigmas"]["head_top"] == 0.025
     assert "COCO's 17 sigmas" in coco["note"]

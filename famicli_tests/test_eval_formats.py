@@ -11,8 +11,9 @@ import pytest
 
 import famicli
 from famicli.errors import InputError
-from famicli.metrics.evaluate import list_sequences
-from famicli.metrics.formats import JOINTS_15, KEYPOINTS_17
+from famicli.metrics.scoring import list_sequences
+from famicli.keypoints import JOINT_NAMES as KEYPOINTS_17
+from famicli.keypoints import POSEVAL_JOINTS as JOINTS_15
 from famicli_tests.conftest import shared_path
 
 DATA = Path(__file__).parent / "data"

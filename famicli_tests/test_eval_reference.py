@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import famicli
 from famicli.cli.app import app
-from famicli.metrics.formats import JOINTS_15
+from famicli.keypoints import POSEVAL_JOINTS as JOINTS_15
 from famicli_tests.conftest import shared_path
 
 DATA = Path(__file__).parent / "data"

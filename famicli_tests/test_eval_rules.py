@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import famicli
-from famicli.metrics.formats import KEYPOINTS_17
+from famicli.keypoints import JOINT_NAMES as KEYPOINTS_17
 
 SEQ = "020000_mpii_test"
 # one standing person, 17 keypoints (ears absent), head box 50 × 0: head size 0.6 × 50 = 30

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from famicli.metrics import posetrack as pt
-from famicli.metrics.evaluate import load_posetrack
+from famicli.metrics.scoring import load_posetrack
 from famicli.metrics.tracking import (
     COUNTS,
     TrackerInput,
@@ -14,7 +14,7 @@ from famicli.metrics.tracking import (
     accumulate_motmetrics,
     expensive_edges,
 )
-from famicli.metrics.validate import Issues
+from famicli.formats.validate import Issues
 from famicli_tests.conftest import shared_path
 
 NAN = np.nan

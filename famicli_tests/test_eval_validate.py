@@ -122,7 +122,7 @@ def test_infinite_score(case):
 def test_unknown_keypoint_name(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["categories"][0]["keypoints"].__setitem__(3, "left_eye"))
-    known = ", ".join(famicli.metrics.formats.KEYPOINTS_17)
+    known = ", ".join(famicli.keypoints.JOINT_NAMES)
     assert refused(gt, pred) == (f"Error: {pred / SEQ}: categories: keypoints: unknown name "
                                  f"'left_eye'; known: {known}")
     report, warnings = scored(gt, pred, "--no-strict")

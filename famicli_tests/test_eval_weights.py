@@ -21,7 +21,7 @@ SCORES = ("ap", "mota", "mot_totals", "ap_per_joint", "mota_per_joint", "coco")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     import famicli
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     base = tmp_path_factory.mktemp("evalw")
     root = base / "synth"
@@ -69,7 +69,7 @@ def test_matches_scoring_the_written_files(data, gt_run):
 def test_ground_truth_boxes_equal_training_validation(data, gt_run):
     """The streamed predictor with GT boxes writes the same keypoints as the validation of training."""
     import famicli
-    from famicli.inference.evaluate import evaluate_with_gt_boxes
+    from famicli.engine.validator import evaluate_with_gt_boxes
 
     _, pred = gt_run
     old = data["base"] / "train_val"
@@ -120,7 +120,7 @@ def test_usage_and_input_errors(data, tmp_path, monkeypatch):
     base = ["eval", "--dataset", "synthtrack", "--root", str(data["root"])]
     other = ["eval", "--dataset", "posetrack18", "--root", str(data["root"])]
     assert runner.invoke(app, other).exit_code == 2  # neither --pred nor --weights
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
     missing = runner.invoke(app, base)  # synthtrack defaults to the bundled weights
     assert missing.exit_code == 1 and "no bundled demo weights" in missing.stderr, missing.output
     assert runner.invoke(app, [*base, "--pred", str(tmp_path), "--weights", str(data["weights"])]).exit_code == 2

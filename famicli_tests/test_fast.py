@@ -8,7 +8,7 @@ import torch
 import famicli
 from famicli.errors import InputError
 from famicli.models.famipose import build_model
-from famicli.models.fast import optimize_for_inference
+from famicli.models.folded import optimize_for_inference
 from famicli_tests.conftest import shared_path
 from famicli_tests.test_parity import assert_matches_official_eval
 

@@ -10,8 +10,8 @@ import torch
 
 from famicli.config import DataConfig, get_variant
 from famicli.data.posetrack import PoseTrackDataset
-from famicli.data.synth import SynthConfig, generate
-from famicli.inference.evaluate import evaluate_with_gt_boxes
+from famicli.data.synthtrack.generate import SynthConfig, generate
+from famicli.engine.validator import evaluate_with_gt_boxes
 
 
 class _Oracle(torch.nn.Module):

@@ -24,7 +24,7 @@ def clip(tmp_path_factory):
     encoded in each container, and a random tiny checkpoint."""
     import famicli
     from famicli.data.posetrack import read_image
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
     from famicli.data.video import VideoWriter
 
     base = tmp_path_factory.mktemp("predict")

@@ -20,7 +20,7 @@ def setup(tmp_path_factory):
     import av
 
     import famicli
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     base = tmp_path_factory.mktemp("bad")
     root = base / "synth"
@@ -146,7 +146,7 @@ def test_option_errors(setup, tmp_path, monkeypatch):
                         "dtype 'fp16' is not supported on cpu", "choose from: fp32")  # fmt: skip
     _one_error_line(_predict(setup, video, tmp_path / "o", "--boxes", ann, "--detector", "full-frame"),
                     "--boxes and --detector full-frame exclude each other")  # fmt: skip
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # no bundled demo weights
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (tmp_path,))  # no bundled demo weights
     result = runner.invoke(app, ["predict", str(video), "--boxes", ann, "--out", str(tmp_path / "o")])
     _one_error_line(result, "no bundled demo weights", "pass --weights CKPT")
     (tmp_path / "w.pt").write_bytes(b"")

@@ -51,7 +51,7 @@ def tiny():
 
 
 def test_forward_features_equals_forward(tiny):
-    from famicli.models.fast import optimize_for_inference
+    from famicli.models.folded import optimize_for_inference
 
     h, w = tiny.cfg.input_size
     key, support = torch.randn(2, 3, h, w), torch.randn(2, tiny.cfg.num_support, 3, h, w)
@@ -272,7 +272,7 @@ def test_flip_from_cached_features_equals_flip_of_windows(tiny):
 def synth(tmp_path_factory):
     """A SynthTrack set (its val sequence: 6 frames, 2-4 persons, labeled on frames 0 and 4) and a video."""
     import famicli
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     base = tmp_path_factory.mktemp("fast_cli")
     root = base / "synth"

@@ -12,8 +12,8 @@ from torchvision.ops import DeformConv2d
 
 from famicli import profile_model
 from famicli.errors import ConfigError
-from famicli.flops import FLOP_FORMULAS, count_flops, count_model_flops
-from famicli.profiling import ProfileConfig
+from famicli.profiling.flops import FLOP_FORMULAS, count_flops, count_model_flops
+from famicli.profiling.profiler import ProfileConfig
 
 FAST = dict(variant="tiny", device="cpu", warmup=1, iters=3, probe_seconds=0.05)
 

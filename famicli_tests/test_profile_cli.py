@@ -12,10 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import famicli.profiling
+import famicli.profiling.profiler
 from famicli.cli.app import app
 from famicli.cli.profile import profile_command
-from famicli.profiling import ProfileConfig
+from famicli.profiling.profiler import ProfileConfig
 
 runner = CliRunner()
 TINY = ["profile", "--variant", "tiny", "--device", "cpu", "--warmup", "0", "--iters", "2"]
@@ -23,8 +23,8 @@ TINY = ["profile", "--variant", "tiny", "--device", "cpu", "--warmup", "0", "--i
 
 @pytest.fixture(autouse=True)
 def short_matmul_probe(monkeypatch):
-    probe = famicli.profiling.matmul_peak
-    monkeypatch.setattr(famicli.profiling, "matmul_peak", lambda device, dtype, seconds: probe(device, dtype, 0.02))
+    probe = famicli.profiling.profiler.matmul_peak
+    monkeypatch.setattr(famicli.profiling.profiler, "matmul_peak", lambda device, dtype, seconds: probe(device, dtype, 0.02))
 
 
 def test_json_and_csv(tmp_path):

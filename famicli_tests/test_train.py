@@ -1,4 +1,4 @@
-"""``famipose train`` / ``famicli.engine.train`` on a tiny SynthTrack set: learning, resume, errors, DDP."""
+"""``famipose train`` / ``famicli.engine.trainer.train`` on a tiny SynthTrack set: learning, resume, errors, DDP."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from famicli import engine
+from famicli.engine import trainer as engine
 from famicli.cli.app import app
 from famicli.config import DataConfig, LossConfig, TrainConfig, get_variant
-from famicli.data.synth import SynthConfig, generate
+from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.errors import CheckpointError, ConfigError, TrainingError
 from famicli.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
@@ -66,7 +66,7 @@ def test_loss_falls_within_the_first_epoch_and_validation_is_logged(synth, tmp_p
 _KILLABLE = textwrap.dedent(
     """
     import sys, torch
-    from famicli import engine
+    from famicli.engine import trainer as engine
     from famicli_tests.test_train import DATA, LOSS, MODEL, TRAIN
     torch.set_num_threads(int(sys.argv[3]))
     engine.train(sys.argv[1], sys.argv[2], MODEL, DATA, LOSS, TRAIN, device="cpu")

@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from famicli import build_model, load_model, save_checkpoint
 from famicli.cli.app import app
-from famicli.config import JOINT_NAMES, DataConfig, LossConfig
+from famicli.config import DataConfig, LossConfig
+from famicli.keypoints import JOINT_NAMES
 from famicli.data.posetrack import PoseTrackDataset
-from famicli.data.synth import SynthConfig, generate
+from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.data.transforms import decode_matrix
 from famicli.losses.mutual_info import MutualInformation
 from famicli.losses.objective import mi_weights
@@ -35,7 +36,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(setup):
-    """The model's own outputs on the clip (SEQ, FRAME, lowest track id), computed without famicli.plots."""
+    """The model's own outputs on the clip (SEQ, FRAME, lowest track id), computed without famicli.viz.figures."""
     model = load_model(setup / "tiny.pt")
     sigma = 3.0 * model.cfg.heatmap_size[1] / 72
     ds = PoseTrackDataset(setup / "synth", "train", DataConfig(sigma=sigma), model.cfg.input_size,
@@ -141,7 +142,7 @@ def test_sampling_locations_follow_deform_conv2d():
     the output is modulation * the sampled coordinate, which must be where sampling_locations says."""
     from torchvision.ops import deform_conv2d
 
-    from famicli.plots import sampling_locations
+    from famicli.viz.figures import sampling_locations
 
     torch.manual_seed(0)
     g, h, w, d, x, y = 2, 12, 11, 3, 5, 6
@@ -216,6 +217,6 @@ def test_mi_needs_ground_truth_and_weights_are_required(setup, tmp_path, monkeyp
     result = runner.invoke(app, ["viz", "mi", "--weights", str(setup / "tiny.pt"), "--video", "x.mp4"])
     assert result.exit_code == 1
     assert result.stderr == "Error: viz mi needs ground truth: select the clip with --dataset DIR --seq NAME\n"
-    monkeypatch.setattr("famicli.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
+    monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
     result = runner.invoke(app, ["viz", "heatmaps", "--dataset", str(setup / "synth"), "--seq", SEQ])
     assert result.exit_code == 1 and "pass --weights CKPT" in result.stderr

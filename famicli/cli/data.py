@@ -33,7 +33,7 @@ def synth_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Generate SynthTrack: rendered people in the PoseTrack18 layout, with tracks, occluders, blur."""
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     w, h = (int(v) for v in size.lower().split("x"))
     cfg = SynthConfig(videos=videos, frames=frames, size=(w, h), seed=seed, val_videos=val_videos,
@@ -62,7 +62,7 @@ def check_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Validate a PoseTrack-format dataset: layout, frame naming, ids, tracks, images. Exit 1 on errors."""
-    from famicli.data.check import check_dataset
+    from famicli.formats.check import check_dataset
     from famicli.errors import InputError
 
     with progress_bar("check", quiet) as update:

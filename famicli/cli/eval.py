@@ -82,7 +82,7 @@ def eval_command(
     from famicli import evaluate
 
     if dataset is Dataset.synthtrack and pred is None and weights is None:
-        from famicli import demo
+        from famicli.data.synthtrack import demo
 
         weights = demo.default_weights()  # the bundled weights were trained on SynthTrack
     if (pred is None) == (weights is None):
@@ -144,16 +144,18 @@ class _StderrWarnings(logging.Handler):
 @contextmanager
 def _warnings_to_stderr():
     """Library warnings (logging) become ``Warning: ...`` lines on stderr, once each."""
-    logger = logging.getLogger("famicli.metrics")
+    loggers = [logging.getLogger(name) for name in ("famicli.metrics", "famicli.formats")]
     handler = _StderrWarnings(logging.WARNING)
-    old = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+    old = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = old
+        for logger, propagate in zip(loggers, old, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 @contextmanager
@@ -230,7 +232,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
     from famicli import load_model
     from famicli.cli.common import default_root, progress_bar
     from famicli.errors import ConfigError
-    from famicli.inference.evaluate import evaluate_model
+    from famicli.engine.validator import evaluate_model
     from famicli.runtime import resolve_device
 
     if options["boxes"] is not None and options["gt_boxes"]:
@@ -241,7 +243,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
     if root is None:
         root = default_root(dataset)
         if dataset == "synthtrack":
-            from famicli import demo
+            from famicli.data.synthtrack import demo
 
             if demo.needs_synthtrack(root):  # deterministic: the set the demo weights were trained on
                 typer.echo(f"Generating SynthTrack at {root} ({demo.recipe_text()}), the demo weights' set", err=True)

@@ -64,7 +64,7 @@ def predict_command(
 
     from famicli import predict_video
 
-    from famicli import demo
+    from famicli.data.synthtrack import demo
 
     if weights is None:
         weights = demo.default_weights()

@@ -44,7 +44,7 @@ def profile_command(
         device = "cuda" if device == "auto" else device
     from famicli import profile_model
     from famicli.cli.common import progress_bar
-    from famicli.profiling import ProfileConfig
+    from famicli.profiling.profiler import ProfileConfig
 
     cfg = ProfileConfig(variant=variant, weights=None if weights is None else str(weights), device=device,
                         batch_sizes=_ints(batch), dtypes=tuple(d.strip() for d in dtype.split(",")),

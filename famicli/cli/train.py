@@ -38,7 +38,7 @@ def train_command(
 ) -> None:
     """Train FAMI-Pose (heatmap MSE + mutual-information terms); DDP with torchrun -m famicli train."""
     from famicli.config import train_configs
-    from famicli.engine import train
+    from famicli.engine.trainer import train
 
     steps = None
     if lr_steps is not None:

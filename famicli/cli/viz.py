@@ -53,11 +53,11 @@ def heatmaps_command(weights: Path = WEIGHTS, dataset: Path = DATASET, seq: str 
 
 def _run(kind, weights, dataset, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
     from famicli.errors import InputError
-    from famicli.plots import ClipSource, check_output, joint_index, visualize
+    from famicli.viz.figures import ClipSource, check_output, joint_index, visualize
 
     check_output(out)
     joint_index(joint)
-    from famicli import demo
+    from famicli.data.synthtrack import demo
 
     if dataset is None and video is None:
         video = demo.default_video()

@@ -21,21 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli.config import JOINT_NAMES, DataConfig
+from famicli.config import DataConfig
 from famicli.errors import ConfigError, InputError
+from famicli.keypoints import POSEVAL_COLUMNS
 
 log = logging.getLogger(__name__)
 
 # NNNNNN_<mpii|bonn|mpiinew>[_...]: poseval derives image ids from the sequence number.
 SEQUENCE_NAME = re.compile(r"^(\d{6})_(mpii|bonn|mpiinew)(_.*)?$")
-# PoseTrack17 joint id -> column among the 17 COCO-order joints.
-PT17_JOINT_COLUMNS = tuple(
-    JOINT_NAMES.index(n) for n in (
-        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-        "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
-        "head_bottom", "nose", "head_top",
-    )
-)  # fmt: skip
 PT17_BOX_MARGIN = 0.05  # PoseTrack17 person boxes: keypoint + head-box extent, grown by 5 % per side
 
 
@@ -182,7 +175,7 @@ def _read_annolist(path: Path, root: Path, data: dict) -> Video:
             for p in ap[0].get("point") or []:
                 pid = _first(p.get("id"))
                 if isinstance(pid, int) and 0 <= pid < 15:
-                    kp[PT17_JOINT_COLUMNS[pid]] = (float(_first(p["x"])), float(_first(p["y"])), 1.0)
+                    kp[POSEVAL_COLUMNS[pid]] = (float(_first(p["x"])), float(_first(p["y"])), 1.0)
             head = [_first(rect.get(c)) for c in ("x1", "y1", "x2", "y2")]
             head = (np.array([head[0], head[1], head[2] - head[0], head[3] - head[1]], dtype=float)
                     if all(isinstance(v, (int, float)) for v in head) else None)  # fmt: skip

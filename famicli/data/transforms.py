@@ -22,13 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from famicli.errors import ConfigError
+from famicli.keypoints import FLIP_PAIRS
 
 PIXEL_STD = 200.0  # the official scale unit: scale = box size / 200
 CROP_CONVENTIONS = ("unbiased", "standard", "official")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Left/right joint pairs of the 17 COCO-order joints (ears, shoulders, elbows, wrists, hips, knees, ankles).
-FLIP_PAIRS = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 # The official per-joint loss weights (elbows/knees 1.2, wrists/ankles 1.5); the official configs
 # leave them off (USE_DIFFERENT_JOINTS_WEIGHT false), so targets are weighted by visibility only.
 JOINT_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5, 1.0, 1.0, 1.2, 1.2, 1.5, 1.5)

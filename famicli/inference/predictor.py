@@ -34,6 +34,7 @@ from famicli.inference.cached import CHUNK, MAX_SHIFT, SHARE, SHARES
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
+from famicli.keypoints import FLIP_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class PoseEstimator:
         device, dtype: where and how the model runs (non-fp32 dtypes use autocast).
         flip: flip test.
         fast_path: run an inference-only copy with BatchNorm folded
-            (:func:`famicli.models.fast.optimize_for_inference`; same numbers to float rounding).
+            (:func:`famicli.models.folded.optimize_for_inference`; same numbers to float rounding).
     """
 
     def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False,
@@ -98,7 +99,7 @@ class PoseEstimator:
 
             check_dtype(torch.device(device), next(k for k, v in DTYPES.items() if v == dtype))
         if fast_path:
-            from famicli.models.fast import optimize_for_inference
+            from famicli.models.folded import optimize_for_inference
 
             info = getattr(model, "checkpoint_info", None)
             model = optimize_for_inference(model)
@@ -201,7 +202,7 @@ class PoseEstimator:
         mirror exactly about the centre; the other conventions need HRNet's one-pixel shift."""
         out = heatmaps.flip(-1)
         order = list(range(out.shape[1]))
-        for a, b in T.FLIP_PAIRS:
+        for a, b in FLIP_PAIRS:
             order[a], order[b] = b, a
         out = out[:, order]
         if self.cfg.crop != "unbiased":
@@ -236,12 +237,12 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
         boxes, detector, box_threshold, detect_every, device, dtype, flip, batch_size, max_age,
             track_threshold, fps, mode, chunk, max_shift, share: see :class:`PredictConfig`; ``mode="fast"`` is the cached
             streaming mode (:mod:`famicli.inference.cached`, with the exact fast path of
-            :mod:`famicli.models.fast`).
+            :mod:`famicli.models.folded`).
         data_cfg: window and crop settings (default ``DataConfig()``, as in training).
         progress: called with (frames done, frames in all).
 
     Returns:
-        A :class:`famicli.inference.export.VideoPrediction`.
+        A :class:`famicli.inference.results.VideoPrediction`.
 
     Raises:
         InputError: unreadable video or boxes file, boxes for another video. ConfigError: bad options,
@@ -284,7 +285,7 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
     import av
     import torchvision
 
-    from famicli.inference.export import VideoPrediction, draw_poses, video_images
+    from famicli.inference.results import VideoPrediction, draw_poses, video_images
     from famicli.io import provenance
 
     def render(t, frame, poses, timer):

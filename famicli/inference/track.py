@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from famicli.errors import ConfigError
-from famicli.metrics.coco import COCO_SIGMAS
+from famicli.keypoints import OKS_SIGMAS
 
 
 @dataclass
@@ -44,7 +44,7 @@ def pose_oks(a: np.ndarray, b: np.ndarray, area: float, min_score: float = 0.2) 
     both = (a[:, 2] >= min_score) & (b[:, 2] >= min_score)
     if not both.any() or area <= 0:
         return 0.0
-    k2 = (2 * np.asarray(COCO_SIGMAS[: len(a)])) ** 2
+    k2 = (2 * np.asarray(OKS_SIGMAS[: len(a)])) ** 2
     d2 = ((a[:, :2] - b[:, :2]) ** 2).sum(-1)
     return float(np.exp(-d2 / (2 * area * k2 + np.finfo(float).eps))[both].mean())
 

@@ -21,10 +21,9 @@ import io
 
 import numpy as np
 
-from famicli.metrics.formats import KEYPOINTS_17, MIN_SCORE, Sequence
+from famicli.formats.posetrack import MIN_SCORE, Sequence
+from famicli.keypoints import JOINT_NAMES, OKS_SIGMAS
 
-COCO_SIGMAS = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-               0.107, 0.107, 0.087, 0.087, 0.089, 0.089)  # fmt: skip
 STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
@@ -51,7 +50,7 @@ def coco_datasets(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, lis
             results.append({"image_id": int(ids[pr.frame[r]]), "category_id": 1,
                             "keypoints": _keypoints(pr, r, visible=1), "score": _score(pr, r)})
     dataset = {"images": images, "annotations": anns,
-               "categories": [{"id": 1, "name": "person", "keypoints": list(KEYPOINTS_17)}]}
+               "categories": [{"id": 1, "name": "person", "keypoints": list(JOINT_NAMES)}]}
     return dataset, results
 
 
@@ -100,12 +99,12 @@ def coco_keypoint_ap(gts: list[Sequence], preds: list[Sequence]) -> dict:
             coco_gt.createIndex()
             coco_dt = coco_gt.loadRes(results)
             ev = COCOeval(coco_gt, coco_dt, iouType="keypoints")
-            ev.params.kpt_oks_sigmas = np.array(COCO_SIGMAS)
+            ev.params.kpt_oks_sigmas = np.array(OKS_SIGMAS)
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
         out = {k: (float(v) * 100 if v >= 0 else None) for k, v in zip(STATS, ev.stats)}
-    out["sigmas"] = dict(zip(KEYPOINTS_17, COCO_SIGMAS))
+    out["sigmas"] = dict(zip(JOINT_NAMES, OKS_SIGMAS))
     out["note"] = ("pycocotools COCOeval (OKS) with COCO's 17 sigmas; PoseTrack ears are never "
                    "annotated; values in percent")  # fmt: skip
     out["images"] = len(dataset["images"])

@@ -156,7 +156,7 @@ def jhmdb_pck(gt: Path, pred: Path) -> dict:
 def evaluate_jhmdb(gt: Path, pred: Path):
     """:func:`famicli.evaluate` for ``dataset="jhmdb"``."""
     from famicli import __version__
-    from famicli.metrics.evaluate import EvalResult
+    from famicli.metrics.scoring import EvalResult
 
     pck = jhmdb_pck(gt, pred)
     return EvalResult(dataset="jhmdb", pck=pck, provenance={

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from famicli.metrics.formats import JOINT_COLUMNS, Sequence
+from famicli.formats.posetrack import JOINT_COLUMNS, Sequence
 from famicli.metrics.tracking import TrackerInput, accumulate, accumulate_motmetrics
 
 N_JOINTS = 15

@@ -8,7 +8,7 @@ The choice, in order of precedence:
 
 ``auto`` runs famipose's implementation on CPU, where it is faster and proven equal, and
 ``torchvision.ops.deform_conv2d`` on CUDA. ``torchvision`` and ``famipose`` force one implementation
-on every device, except the meta device: FLOP counting (:mod:`famicli.flops`) always sees
+on every device, except the meta device: FLOP counting (:mod:`famicli.profiling.flops`) always sees
 torchvision's op.
 
 Reduced precision on CPU (``torch.autocast("cpu", torch.bfloat16)``, or bfloat16/float16 tensors):
@@ -70,7 +70,7 @@ def dcn_implementation() -> str:
 def resolve_dcn(input: torch.Tensor) -> str:
     """``famipose`` or ``torchvision``: the implementation a call on ``input`` runs."""
     name = dcn_implementation()
-    if input.device.type == "meta":  # FLOP counting (famicli.flops) counts torchvision's op
+    if input.device.type == "meta":  # FLOP counting (famicli.profiling.flops) counts torchvision's op
         return "torchvision"
     if name != "auto":
         return name

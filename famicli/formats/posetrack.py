@@ -9,7 +9,7 @@ Two formats are read, as the official poseval reads them:
 Both become a :class:`Sequence`: per-frame names and ignore regions, and one row per person
 (frame index, track id, 17 keypoints in COCO order with a presence mask, per-keypoint scores,
 head box). Problems the reader meets on the way are recorded in a
-:class:`famicli.metrics.validate.Issues` list, never printed; what cannot be parsed at all raises
+:class:`famicli.formats.validate.Issues` list, never printed; what cannot be parsed at all raises
 :class:`famicli.errors.InputError` naming the file, frame and field.
 """
 
@@ -25,25 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
-from famicli.metrics.validate import Issues
+from famicli.formats.validate import Issues
 
-# The 17 PoseTrack18 keypoint names in file (COCO) order; ears are never annotated nor scored.
-KEYPOINTS_17 = (
-    "nose", "head_bottom", "head_top", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-# poseval's internal order of the 15 scored joints ("neck" is head_bottom).
-JOINTS_15 = (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
-    "left_wrist", "neck", "nose", "head_top",
-)  # fmt: skip
-# For each scored joint, its column in the 17-keypoint (COCO-order) arrays.
-JOINT_COLUMNS = np.array(
-    [KEYPOINTS_17.index("head_bottom" if n == "neck" else n) for n in JOINTS_15], dtype=np.intp
-)
+from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, POSEVAL_JOINTS
+
+# For each scored joint (poseval's order), its column in the 17-keypoint arrays.
+JOINT_COLUMNS = np.array(POSEVAL_COLUMNS, dtype=np.intp)
 MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
 MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
 # images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
@@ -120,17 +107,17 @@ def _keypoint_columns(path: Path, data: dict, issues: Issues) -> np.ndarray:
     if not isinstance(names, list) or len(names) not in (15, 17):
         got = len(names) if isinstance(names, list) else names
         raise InputError(f"{path}: categories: keypoints: {got} names, expected 15 or 17")
-    unknown = [n for n in names if n not in KEYPOINTS_17]
+    unknown = [n for n in names if n not in JOINT_NAMES]
     if unknown:
         issues.error(
             f"{path}: categories: keypoints: unknown name {unknown[0]!r}; known: "
-            + ", ".join(KEYPOINTS_17),
+            + ", ".join(JOINT_NAMES),
             downgrade="ignored, as poseval ignores names it does not know",
         )
-    missing = [n for n in KEYPOINTS_17 if n not in names and n not in ("left_ear", "right_ear")]
+    missing = [n for n in JOINT_NAMES if n not in names and n not in ("left_ear", "right_ear")]
     if missing:
         raise InputError(f"{path}: categories: keypoints: missing {', '.join(missing)}")
-    return np.array([KEYPOINTS_17.index(n) if n in KEYPOINTS_17 else -1 for n in names])
+    return np.array([JOINT_NAMES.index(n) if n in JOINT_NAMES else -1 for n in names])
 
 
 def _video_of(name: str) -> str | None:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli import demo
-from famicli.config import JOINT_NAMES
+from famicli.data.synthtrack import demo
+from famicli import keypoints
+from famicli.keypoints import JOINT_NAMES
 from famicli.data.clip import Clip, ClipSource, load_clip
 from famicli.errors import ConfigError, InputError
 
@@ -47,11 +48,7 @@ ATTRIBUTION = ("feature-label terms (T1, T3, T5): the term's row of each joint; 
 
 def joint_index(name: str | None) -> int | None:
     """Index of a joint name, or None for all joints. Raises ConfigError listing the valid names."""
-    if name is None:
-        return None
-    if name not in JOINT_NAMES:
-        raise ConfigError(f"unknown joint {name!r}; choose from: {', '.join(JOINT_NAMES)}")
-    return JOINT_NAMES.index(name)
+    return None if name is None else keypoints.joint_index(name)
 
 
 def check_output(path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from famicli.config import JOINT_NAMES
+from famicli.keypoints import JOINT_NAMES, LIMBS, POSEVAL_COLUMNS
 
 
 def person_annotation(image_id: int, track_id: int, coords, scores, bbox: Sequence[float] | None = None) -> dict:
@@ -59,7 +59,6 @@ def annolist_document(frame_names: list[str], annotations: Iterable[dict], image
 
     The 15 PoseTrack17 joints are written with their MPII ids; the ears (not in PoseTrack17) are dropped.
     """
-    from famicli.data.posetrack import PT17_JOINT_COLUMNS
 
     by_image: dict[int, list[dict]] = {}
     for ann in annotations:
@@ -70,7 +69,7 @@ def annolist_document(frame_names: list[str], annotations: Iterable[dict], image
         for ann in by_image.get(iid, []):
             kp = np.asarray(ann["keypoints"], dtype=float).reshape(-1, 3)  # (51,) -> (17, 3)
             points = [{"id": [pid], "x": [float(kp[col, 0])], "y": [float(kp[col, 1])],
-                       "score": [float(ann["scores"][col])]} for pid, col in enumerate(PT17_JOINT_COLUMNS)]  # fmt: skip
+                       "score": [float(ann["scores"][col])]} for pid, col in enumerate(POSEVAL_COLUMNS)]  # fmt: skip
             rects.append({"track_id": [ann["track_id"]], "score": [ann["score"]], "annopoints": [{"point": points}]})
         annolist.append({"image": [{"name": name}], "annorect": rects})
     return {"annolist": annolist}
@@ -109,9 +108,7 @@ def coco_results(annotations: Iterable[dict]) -> list[dict]:
     return out
 
 
-# Limbs of the 17 COCO-order joints (0-based), and the colours tracks are drawn with (Tableau 10).
-LIMBS = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
-         (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))  # fmt: skip
+# The colours tracks are drawn with (Tableau 10).
 TRACK_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
                  (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # fmt: skip
 

@@ -25,8 +25,9 @@ import numpy as np
 
 from famicli.errors import ConfigError, InputError
 from famicli.metrics import posetrack as pt
-from famicli.metrics.formats import JOINTS_15, Sequence, read_sequence
-from famicli.metrics.validate import (
+from famicli.formats.posetrack import Sequence, read_sequence
+from famicli.keypoints import POSEVAL_JOINTS
+from famicli.formats.validate import (
     Issues,
     check_files,
     check_pair,
@@ -236,8 +237,8 @@ def _empty_like(gt: Sequence, path: Path) -> Sequence:
 
 
 def _by_joint(values: np.ndarray) -> dict[str, float]:
-    out = {name: float(v) for name, v in zip(JOINTS_15, values[: len(JOINTS_15)])}
-    out["total"] = float(values[len(JOINTS_15)])
+    out = {name: float(v) for name, v in zip(POSEVAL_JOINTS, values[: len(POSEVAL_JOINTS)])}
+    out["total"] = float(values[len(POSEVAL_JOINTS)])
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 from famicli.config import DataConfig
 from famicli.errors import ConfigError
 from famicli.inference.decode import decode_heatmaps
-from famicli.inference.export import annolist_document, person_annotation, posetrack18_document
+from famicli.inference.results import annolist_document, person_annotation, posetrack18_document
 from famicli.io import write_json_atomic
 
 
@@ -84,7 +84,7 @@ def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig
         ``famicli.evaluate(...).to_dict()`` without the per-joint tables: ``ap``, ``mota``,
         ``mot_totals``, ``coco`` and ``provenance``.
     """
-    from famicli.metrics.evaluate import evaluate
+    from famicli.metrics.scoring import evaluate
 
     data_cfg = data_cfg or DataConfig()
     videos, preds = predict_gt_boxes(model, root, split, data_cfg, device, batch_size, workers, heads)
@@ -152,11 +152,11 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     """
     import time
 
-    from famicli import distributed
+    from famicli.engine import distributed
     from famicli.data.posetrack import read_sequence, sequence_files
     from famicli.data.video import ImageSequence
     from famicli.inference.detect import BoxFile, GroundTruthBoxes
-    from famicli.inference.export import VideoPrediction
+    from famicli.inference.results import VideoPrediction
     from famicli.inference.predictor import PoseEstimator, PredictConfig
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
@@ -214,7 +214,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     box_info = ({"source": "ground truth", "path": str(Path(root) / "annotations" / split)} if box_file is None else
                 {"source": "file", "path": str(box_file.path), "sha256": box_file.sha256,
                  "threshold": box_file.threshold})  # fmt: skip
-    from famicli.data.synth import MARKER
+    from famicli.data.synthtrack.generate import MARKER
 
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
     reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
@@ -227,7 +227,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
 
 def _score_folders(gt_dir: Path, merged: dict[str, dict], pred_dir) -> dict[str, dict]:
     """Write the ``famipose/`` and ``backbone/`` prediction folders and score each."""
-    from famicli.metrics.evaluate import evaluate
+    from famicli.metrics.scoring import evaluate
 
     formats = {m["format"] for m in merged.values()}
     dataset = "posetrack17" if formats == {"posetrack17"} else "posetrack18"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli.config import JOINT_NAMES
-from famicli.data.posetrack import PT17_JOINT_COLUMNS, SEQUENCE_NAME, annotations_folder, image_id, read_image
+from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
+from famicli.data.posetrack import SEQUENCE_NAME, annotations_folder, image_id, read_image
 from famicli.errors import InputError
 
 _FRAME_FILE = re.compile(r"^images/([^/]+)/([^/]+)/(\d+)\.(jpg|jpeg|png)$")
@@ -218,7 +218,7 @@ def _check_annolist(path, data, stats, annotated, issues: _Issues) -> list[str]:
                            f"{path}: {image['name']}: unknown joint id {bad[0]!r} (known: 0-14)")
             for i in ids:
                 if i not in bad:
-                    annotated[PT17_JOINT_COLUMNS[i]] = True
+                    annotated[POSEVAL_COLUMNS[i]] = True
             stats["persons"] += bool(ids)
             tid = rect.get("track_id")
             tracks.add(tid[0] if isinstance(tid, list) and tid else tid)

@@ -1,7 +1,7 @@
 """SynthTrack: a procedurally rendered dataset in the PoseTrack18 layout, generated on the spot.
 
 Each video is a textured scene (a gradient wall and floor with clutter and grain) with 2-4 people
-(:mod:`famicli.data.figure`) that walk, dance, wave or do jumping jacks while turning; bars and
+(:mod:`famicli.data.synthtrack.figure`) that walk, dance, wave or do jumping jacks while turning; bars and
 boards cross in front of them; some frames have motion blur or camera shake; some videos have a
 crowd of small unannotated people marked as an ignore region. Everything is a function of
 ``(seed, video index)``: the same seed gives byte-identical JSON and JPEG files.
@@ -31,17 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli.config import JOINT_NAMES
-from famicli.data import figure as F
+from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
+from famicli.data.synthtrack import figure as F
 from famicli.data.posetrack import image_id
 from famicli.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
 MARKER = "synthtrack.json"  # written last; a SynthTrack folder without it is incomplete
-SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9],
-            [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]  # fmt: skip
-NEVER_LABELED = (3, 4)  # ears, as in PoseTrack
 
 
 @dataclass(frozen=True)
@@ -202,7 +199,7 @@ def _write_video(root: Path, split: str, name: str, index: int, cfg: SynthConfig
             progress(counts["frames"], cfg.videos * cfg.frames)
     counts["tracks"] += len(tracks)
     category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(JOINT_NAMES),
-                "skeleton": SKELETON}  # fmt: skip
+                "skeleton": [list(limb) for limb in SKELETON]}  # fmt: skip
     return {"images": images, "annotations": annotations, "categories": [category]}
 
 

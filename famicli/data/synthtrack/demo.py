@@ -83,7 +83,7 @@ def needs_synthtrack(root: Path) -> bool:
 
 def generate_synthtrack(root: Path) -> None:
     """Generate the recipe's SynthTrack set at ``root`` (see :func:`needs_synthtrack`)."""
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
 
     generate(Path(root), SynthConfig(**SYNTH_RECIPE))
 
@@ -93,7 +93,7 @@ def write_demo_clip(folder: Path, seed: int = CLIP_RECIPE["seed"], frames: int =
     """Write the demo clip ``folder/demo.mp4`` and its boxes ``folder/demo_boxes.json``.
 
     The clip is the single video of ``famipose data synth --videos 1 --frames <frames> --seed <seed>``
-    (a function of the seed and size, see :mod:`famicli.data.synth`), encoded at ``fps``; the boxes
+    (a function of the seed and size, see :mod:`famicli.data.synthtrack.generate`), encoded at ``fps``; the boxes
     are its annotated boxes with score 1 and their track ids, keyed by 0-based ``frame_index``
     (the format of :class:`famicli.inference.detect.BoxFile`).
 
@@ -106,7 +106,7 @@ def write_demo_clip(folder: Path, seed: int = CLIP_RECIPE["seed"], frames: int =
     import numpy as np
     from PIL import Image
 
-    from famicli.data.synth import SynthConfig, generate
+    from famicli.data.synthtrack.generate import SynthConfig, generate
     from famicli.data.video import VideoWriter
     from famicli.io import atomic_path
 

@@ -1,6 +1,6 @@
 """``profile_model``: FLOPs (deformable convolutions counted), parameters, latency, throughput, memory.
 
-FLOPs are counted once per key frame on the meta device (:mod:`famicli.flops`); latency is timed
+FLOPs are counted once per key frame on the meta device (:mod:`famicli.profiling.flops`); latency is timed
 on real tensors under ``torch.inference_mode``: CUDA events after a synchronize on CUDA, ``perf_counter``
 on CPU. In the same run: the single-frame backbone (HRNet + its 1x1 head, one crop per key frame) as
 the baseline, and a matmul probe giving the machine's peak GFLOP/s next to the model's achieved rate.
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from famicli.config import get_variant
 from famicli.errors import ConfigError
-from famicli.flops import count_model_flops
+from famicli.profiling.flops import count_model_flops
 from famicli.runtime import DTYPES, check_dtype, resolve_device
 
 log = logging.getLogger(__name__)

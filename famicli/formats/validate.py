@@ -22,7 +22,7 @@ import numpy as np
 from famicli.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from famicli.metrics.formats import Sequence
+    from famicli.formats.posetrack import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def check_files(gt_files: list[Path], pred_dir: Path, issues: Issues) -> list[Pa
 
 def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
     """Rules on one parsed file: finite values, unique track ids per frame, track ids < 10000."""
-    from famicli.metrics.formats import JOINT_COLUMNS, KEYPOINTS_17, MAX_TRACK_ID
+    from famicli.formats.posetrack import JOINT_COLUMNS, MAX_TRACK_ID
+    from famicli.keypoints import JOINT_NAMES
 
     where = seq.where
     bad = ~np.isfinite(seq.kp[..., :2]).all(-1) & seq.present
@@ -95,7 +96,7 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
         else:
             what, value = "keypoints", "[" + ", ".join(repr(float(v)) for v in xy) + "]"
         issues.error(
-            f"{where(row)}: {what}: {KEYPOINTS_17[col]} is {value} (track_id {seq.track[row]}); "
+            f"{where(row)}: {what}: {JOINT_NAMES[col]} is {value} (track_id {seq.track[row]}); "
             "coordinates and scores must be finite",
             downgrade=f"{int(bad.sum())} such keypoints treated as absent",
         )

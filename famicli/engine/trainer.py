@@ -23,7 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from famicli import distributed
+from famicli.engine import distributed
 from famicli.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from famicli.errors import CheckpointError, ConfigError, FamiposeError, TrainingError
 from famicli.losses import JointsMSELoss, total_loss
@@ -284,7 +284,7 @@ def _batches(loader):
 def _validate(model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False) -> dict | None:
     """PoseTrack AP of ``model`` (of its backbone with ``single_frame``) on the ``val`` split with
     ground-truth boxes (None if no val split)."""
-    from famicli.inference.evaluate import evaluate_with_gt_boxes
+    from famicli.engine.validator import evaluate_with_gt_boxes
 
     val = Path(root) / "annotations" / "val"
     if not val.is_dir() or not any(val.glob("*.json")):

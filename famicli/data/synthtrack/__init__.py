@@ -1,0 +1,1 @@
+"""SynthTrack: a generated PoseTrack-format video set, its figures, and the bundled demo."""

@@ -1,0 +1,1 @@
+"""Training and model-in-the-loop validation: the trainer, the one validator, torchrun helpers."""

@@ -1,0 +1,87 @@
+"""The keypoint schema, in one place: names, left/right pairs, limbs, OKS sigmas and poseval's order.
+
+famipose's models output 17 heatmaps in the COCO keypoint order, with PoseTrack18's names: channels
+1 and 2 are PoseTrack's ``head_bottom`` and ``head_top`` where COCO has the eyes. Every module that
+needs a joint's name, its mirror image, the skeleton or the OKS sigma imports it from here.
+
+No torch or numpy import: the CLI reads these to validate options.
+"""
+
+from __future__ import annotations
+
+# The 17 keypoints of PoseTrack18 files and of the model's heatmaps, in file (COCO) order.
+# PoseTrack never annotates the ears; they are kept so that indices match COCO's.
+JOINT_NAMES = (
+    "nose",
+    "head_bottom",
+    "head_top",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+NUM_JOINTS = len(JOINT_NAMES)
+NEVER_LABELED = (3, 4)  # the ears: PoseTrack annotates neither
+
+# Left/right pairs (ears, shoulders, elbows, wrists, hips, knees, ankles): a horizontal flip swaps them.
+FLIP_PAIRS = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+
+# Limbs between joints (0-based), as drawn on overlays; COCO's skeleton.
+LIMBS = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+# The same limbs 1-based, as a COCO/PoseTrack ``categories[0].skeleton`` lists them.
+SKELETON = tuple((a + 1, b + 1) for a, b in LIMBS)
+
+# COCO's per-keypoint OKS sigmas. PoseTrack has none of its own; like mmpose, famipose uses COCO's
+# for OKS (COCO AP and the tracker's pose similarity).
+OKS_SIGMAS = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)  # fmt: skip
+
+# poseval's internal order of its 15 scored joints ("neck" is head_bottom); PoseTrack17 files (MPII
+# ``annolist``) number their points 0-14 in this order.
+POSEVAL_JOINTS = (
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "neck",
+    "nose",
+    "head_top",
+)
+# For each poseval joint (= PoseTrack17 point id), its column among the 17 JOINT_NAMES.
+POSEVAL_COLUMNS = tuple(JOINT_NAMES.index("head_bottom" if n == "neck" else n) for n in POSEVAL_JOINTS)
+
+
+def joint_index(name: str) -> int:
+    """The heatmap channel of joint ``name``.
+
+    Raises:
+        ConfigError: unknown name, with the valid choices.
+    """
+    from famicli.errors import ConfigError
+
+    if name not in JOINT_NAMES:
+        raise ConfigError(f"unknown joint {name!r}; choose from: {', '.join(JOINT_NAMES)}")
+    return JOINT_NAMES.index(name)

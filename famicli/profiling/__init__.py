@@ -1,0 +1,1 @@
+"""Profiling: FLOPs (deformable convolutions counted), parameters, latency, throughput, memory."""

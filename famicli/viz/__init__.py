@@ -1,0 +1,1 @@
+"""Figures of FAMI-Pose's inner workings (``famipose viz``)."""
