@@ -114,6 +114,7 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
 
 def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_size: int, bf16: bool = False) -> dict:
     from famicli.engine.validator import evaluate_model
+    from famicli.inference.predictor import PredictConfig
 
     rows = {}
     runs = [("exact", 8, None, "fp32"), *(("fast", c, None, "fp32") for c in chunks),
@@ -122,8 +123,9 @@ def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_si
         runs += [("exact", 8, None, "bf16"), ("fast", chunks[0], None, "bf16")]
     for mode, chunk, shift, dtype in runs:
         t0 = time.perf_counter()
-        r = evaluate_model(model, root, "val", batch_size=batch_size, mode=mode, chunk=chunk, max_shift=shift,
-                           share="own" if shift is None else "union", dtype=dtype)  # fmt: skip
+        cfg = PredictConfig(batch_size=batch_size, mode=mode, chunk=chunk, share="own" if shift is None else "union",
+                            dtype=dtype, **({} if shift is None else {"max_shift": shift}))  # fmt: skip
+        r = evaluate_model(model, root, cfg)
         name = ("exact" if mode == "exact" else label(chunk, shift)) + (", bf16" if dtype == "bf16" else "")
         rows[name] = {"ap": r["famipose"]["ap"], "backbone_ap": r["backbone"]["ap"]["Total"],
                       "mota": r["famipose"]["mota"]["Total"], "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip

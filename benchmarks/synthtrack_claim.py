@@ -64,7 +64,7 @@ def subset_pred(pred_dir: Path, out: Path, kept: set[tuple[int, int]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from famicli.config import train_configs
-    from famicli.engine.validator import evaluate_with_gt_boxes
+    from famicli.engine.validator import validate
     from famicli.metrics.scoring import evaluate
     from famicli.models.checkpoint import load_model
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = item.partition("=")
         if not sep:
             ap.error(f"--fami {item!r}: expected LABEL=CKPT")
-        runs.append((label, Path(path), "final"))
+        runs.append((label, Path(path), "famipose"))
     if not runs:
         ap.error("give --backbone and/or --fami")
     gt_dir = args.root / "annotations" / args.split
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             _, data_cfg, _, _ = train_configs(model.cfg.variant)
             t0 = time.perf_counter()
             pred_dir = tmp / f"pred{i}"
-            evaluate_with_gt_boxes(model, args.root, args.split, data_cfg, pred_dir=pred_dir, heads=heads)
+            validate(model, args.root, data_cfg, split=args.split, heads=heads, pred_dir=pred_dir)
+            pred_dir = pred_dir / heads
             row = {"model": label, "checkpoint": str(path), "heads": heads}
             for name in SUBSETS:
                 subset_pred(pred_dir, tmp / f"pred{i}_{name}", kept[name])

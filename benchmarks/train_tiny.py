@@ -21,7 +21,7 @@ import torch
 from famicli.config import train_configs
 from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.engine.trainer import train
-from famicli.engine.validator import evaluate_with_gt_boxes
+from famicli.engine.validator import validate
 from famicli.models.famipose import FamiPose
 
 
@@ -51,7 +51,7 @@ def main() -> None:
         torch.manual_seed(args.seed * 1000)  # the engine's initialization seed for epoch 0
         untrained = FamiPose(model_cfg)
         t0 = time.perf_counter()
-        before = evaluate_with_gt_boxes(untrained, root, "val", data_cfg)
+        before = validate(untrained, root, data_cfg)
         eval_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -66,23 +66,25 @@ def test_matches_scoring_the_written_files(data, gt_run):
                 assert separate[key] == expected[key], key
 
 
-def test_ground_truth_boxes_equal_training_validation(data, gt_run):
-    """The streamed predictor with GT boxes writes the same keypoints as the validation of training."""
+@pytest.mark.parametrize("single_frame", [False, True])
+def test_training_validation_gives_the_same_keypoints(data, gt_run, single_frame):
+    """The validation ``famipose train`` runs after each epoch writes exactly the keypoints of
+    ``eval --weights`` on the same checkpoint and boxes (FAMI-Pose's, or the backbone's for stage 1)."""
     import famicli
-    from famicli.engine.validator import evaluate_with_gt_boxes
+    from famicli.config import DataConfig
+    from famicli.engine.trainer import _validate
 
-    _, pred = gt_run
-    old = data["base"] / "train_val"
-    evaluate_with_gt_boxes(famicli.load_model(data["weights"]), data["root"], "val", pred_dir=old)
-    for f in sorted(old.iterdir()):
-        a = {(x["image_id"], x["track_id"]): x for x in json.loads(f.read_text())["annotations"]}
-        b = {(x["image_id"], x["track_id"]): x for x in json.loads((pred / "famipose" / f.name).read_text())["annotations"]}
-        assert a.keys() == b.keys() and len(a) == 4
-        for k in a:
-            # equal up to float rounding: the two paths batch persons differently, and a last-digit
-            # difference can flip the files' 3-decimal rounding (a wrong crop would be pixels off)
-            assert np.allclose(a[k]["keypoints"], b[k]["keypoints"], rtol=0, atol=2e-3), k
-            assert np.allclose(a[k]["scores"], b[k]["scores"], rtol=0, atol=2e-3), k
+    report, pred = gt_run
+    column = "backbone" if single_frame else "famipose"
+    val = data["base"] / f"train_val_{column}"
+    model = famicli.load_model(data["weights"]).train()
+    scores = _validate(model, data["root"], DataConfig(), "cpu", single_frame=single_frame, pred_dir=val)
+    assert scores["ap"] == (report["backbone"] if single_frame else report)["ap"]
+    files = sorted((val / column).iterdir())
+    assert [f.name for f in files] == sorted(f.name for f in (pred / column).iterdir()) and len(files) == 2
+    for f in files:
+        ours, theirs = (json.loads(g.read_text())["annotations"] for g in (f, pred / column / f.name))
+        assert ours == theirs and len(ours) == 4
 
 
 def test_boxes_file_for_the_whole_split(data, gt_run):

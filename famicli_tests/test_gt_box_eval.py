@@ -1,4 +1,5 @@
-"""GT-box evaluation (training's validation): the crop → heatmap → image chain scores perfect heatmaps at 100."""
+"""GT-box evaluation (training's validation, ``eval --weights``): the crop → heatmap → image chain scores
+perfect heatmaps at 100."""
 
 from __future__ import annotations
 
@@ -11,18 +12,20 @@ import torch
 from famicli.config import DataConfig, get_variant
 from famicli.data.posetrack import PoseTrackDataset
 from famicli.data.synthtrack.generate import SynthConfig, generate
-from famicli.engine.validator import evaluate_with_gt_boxes
+from famicli.engine.validator import validate
 
 
 class _Oracle(torch.nn.Module):
-    """Returns, batch by batch, the ground-truth target heatmaps of the dataset it was given."""
+    """Returns, person by person, the ground-truth target heatmaps of the dataset it was given (the
+    predictor crops the persons in the dataset's order: sequences, frames, then file order)."""
 
     def __init__(self, cfg, targets: list[torch.Tensor]):
         super().__init__()
         self.cfg, self.targets = cfg, targets
 
     def forward(self, key, support):
-        return SimpleNamespace(heatmaps=self.targets.pop(0))
+        heatmaps = torch.stack([self.targets.pop(0) for _ in range(len(key))])
+        return SimpleNamespace(heatmaps=heatmaps, backbone_heatmaps=heatmaps)
 
 
 @pytest.mark.parametrize("crop", ["unbiased", "standard"])
@@ -32,11 +35,12 @@ def test_perfect_heatmaps_score_100(tmp_path, crop):
     cfg = get_variant("tiny")
     data = DataConfig(sigma=1.0, crop=crop)
     dataset = PoseTrackDataset(root, "val", data, cfg.input_size, cfg.heatmap_size, train=False)
-    targets = [torch.stack([dataset[i]["target"] for i in range(s, min(s + 4, len(dataset)))])
-               for s in range(0, len(dataset), 4)]  # fmt: skip
-    report = evaluate_with_gt_boxes(_Oracle(cfg, targets), root, "val", data, batch_size=4, pred_dir=tmp_path / "pred")
+    targets = [dataset[i]["target"] for i in range(len(dataset))]
+    oracle = _Oracle(cfg, targets)
+    report = validate(oracle, root, data, batch_size=4, pred_dir=tmp_path / "pred")
+    assert not oracle.targets  # every person was predicted once
     assert report["ap"]["Total"] == pytest.approx(100.0)
     assert report["mota"]["Total"] > 99.0
-    written = json.loads(next((tmp_path / "pred").glob("*.json")).read_text())
+    written = json.loads(next((tmp_path / "pred" / "famipose").glob("*.json")).read_text())
     assert {"images", "annotations", "categories"} <= set(written)
     assert all(len(a["keypoints"]) == 51 and len(a["scores"]) == 17 for a in written["annotations"])

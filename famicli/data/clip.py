@@ -109,7 +109,7 @@ def _video_clip(source: ClipSource, data_cfg, input_size) -> Clip:
     frames, n = _read_video_frames(Path(source.video), t, first, last)
     positions = [t, *support_positions(t, n, data_cfg.offsets, data_cfg.padding)]
     height, width = frames[t].shape[:2]
-    boxes = _frame_boxes(source.boxes, t) if source.boxes is not None else {0: [0.0, 0.0, width, height]}
+    boxes = _frame_boxes(source.boxes, t, source.video) if source.boxes is not None else {0: [0.0, 0.0, width, height]}
     if not boxes:
         raise InputError(f"{source.boxes}: no box for frame {t}")
     person = min(boxes) if source.person is None else source.person
@@ -152,30 +152,16 @@ def _read_video_frames(path: Path, key: int, first: int, last: int) -> tuple[dic
     return frames, n
 
 
-def _frame_boxes(path: Path, frame: int) -> dict[int, list[float]]:
-    """Boxes of ``frame`` in a COCO-style detections file, by person id.
+def _frame_boxes(path: Path, frame: int, video: Path) -> dict[int, list[float]]:
+    """Boxes of ``frame`` of ``video`` in a boxes file (:class:`famicli.formats.boxes.BoxFile`, every
+    score kept), by person id: the file's ``track_id`` when every box has one, else the box's rank by
+    descending score in its frame."""
+    from famicli.formats.boxes import BoxFile
 
-    Entries: ``{"image_id" | "frame" | "frame_index", "bbox": [x, y, w, h], "score"?, "track_id"?}``;
-    ``frame_index`` or ``frame`` (or ``image_id``, PoseTrack18 ids reduced to their frame number) is the
-    0-based frame index. The person
-    id is ``track_id`` when given, else the box's rank by descending score in its frame.
-    """
-    try:
-        entries = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read boxes file ({exc})") from None
-    if not isinstance(entries, list):
-        raise InputError(f"{path}: expected a list of detections [{{image_id, bbox, score}}, ...]")
-    mine = []
-    for e in entries:
-        if not isinstance(e, dict):
-            raise InputError(f"{path}: expected a list of detections [{{image_id, bbox, score}}, ...]")
-        f = e.get("frame_index", e.get("frame", e.get("image_id")))
-        f = f % 10_000 if isinstance(f, int) and f >= 10_000_000_000 else f
-        if f == frame and isinstance(e.get("bbox"), list) and len(e["bbox"]) == 4:
-            mine.append(e)
-    mine.sort(key=lambda e: -float(e.get("score", 1.0)))
-    return {int(e.get("track_id", i)): [float(v) for v in e["bbox"]] for i, e in enumerate(mine)}
+    rows = BoxFile(path, threshold=0.0).for_video(Path(video).stem, None).by_frame.get(frame, [])
+    rows = sorted(rows, key=lambda r: -r[4])  # (x, y, w, h, score, track_id)
+    tracked = all(r[5] is not None for r in rows)
+    return {int(r[5]) if tracked else i: [float(v) for v in r[:4]] for i, r in enumerate(rows)}
 
 
 def _display(key, support) -> np.ndarray:

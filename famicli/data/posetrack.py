@@ -1,21 +1,19 @@
-"""PoseTrack18/17 readers and the training/validation dataset of per-person temporal windows.
+"""The training/validation dataset of per-person temporal windows, over PoseTrack-format folders.
 
 Layout (``root`` = a PoseTrack18 or SynthTrack folder)::
 
     root/annotations/<split>/<sequence>.json     one file per video (PoseTrack18 or PoseTrack17 format)
     root/<file_name of each frame>               e.g. images/val/000342_mpii_test/000000.jpg
 
-A PoseTrack18 file has ``images`` (every frame) and ``annotations`` (one per person per labeled frame,
-17 COCO-order keypoints); a PoseTrack17 file has an MPII-style ``annolist`` with 15 joint ids, mapped
-here to the same 17 COCO-order columns (ears stay empty). Keypoints are (x, y, v) with v > 0 meaning
-annotated; PoseTrack17 points get v = 1 whenever they are given.
+Sequence files are parsed by famipose's one PoseTrack reader (:func:`famicli.formats.posetrack.read_sequence`,
+role ``data``); :class:`Video` is the dataset's view of one: frame paths in frame order, image ids and
+the annotated persons. Keypoints are the 17 of :data:`famicli.keypoints.JOINT_NAMES`, (x, y, v) with v > 0
+meaning annotated; PoseTrack17 points get v = 1 whenever they are given.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +21,17 @@ import numpy as np
 
 from famicli.config import DataConfig
 from famicli.errors import ConfigError, InputError
-from famicli.keypoints import POSEVAL_COLUMNS
+from famicli.formats.posetrack import (  # noqa: F401  (annotations_folder, image_id, sequence_files: re-exported)
+    Sequence,
+    annotations_folder,
+    frame_number,
+    image_id,
+    sequence_files,
+)
 
 log = logging.getLogger(__name__)
 
-# NNNNNN_<mpii|bonn|mpiinew>[_...]: poseval derives image ids from the sequence number.
-SEQUENCE_NAME = re.compile(r"^(\d{6})_(mpii|bonn|mpiinew)(_.*)?$")
 PT17_BOX_MARGIN = 0.05  # PoseTrack17 person boxes: keypoint + head-box extent, grown by 5 % per side
-
-
-def image_id(sequence_number: int, frame: int) -> int:
-    """The PoseTrack18 image id of a frame: 10000000000 + sequence * 10000 + frame index."""
-    return 10_000_000_000 + sequence_number * 10_000 + frame
 
 
 @dataclass
@@ -44,7 +41,7 @@ class Person:
     position: int  # index of the frame in the video's frame list
     track_id: int  # person identity within the video
     keypoints: np.ndarray  # (17, 3) x, y, v in image pixels; (0, 0, 0) = not annotated
-    bbox: np.ndarray  # (4,) x, y, w, h (PoseTrack17: derived from the keypoints and head box)
+    bbox: np.ndarray  # (4,) x, y, w, h (PoseTrack17, or no box given: derived from the keypoints and head box)
     bbox_head: np.ndarray | None  # (4,) x, y, w, h of the head, when given
 
 
@@ -56,42 +53,9 @@ class Video:
     path: Path  # the annotation file
     frames: list[Path]  # image files, absolute
     image_ids: list[int]  # PoseTrack18 image id of each frame
-    labeled: np.ndarray  # (T,) bool: the frame was labeled
-    persons: list[Person]  # every annotated person in every frame
-
-
-def annotations_folder(root: str | Path) -> Path:
-    """``root/annotations``, checked.
-
-    Raises:
-        InputError: no such folder, or no ``annotations`` folder in it.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
-    ann = root / "annotations"
-    if not ann.is_dir():
-        raise InputError(
-            f"{root}: no annotations folder (expected {ann}/<split>/<sequence>.json, the PoseTrack18 layout)"
-        )
-    return ann
-
-
-def sequence_files(root: str | Path, split: str) -> list[Path]:
-    """The sequence files of ``split``, sorted.
-
-    Raises:
-        InputError: missing folder, no ``annotations`` folder, unknown or empty split.
-    """
-    ann = annotations_folder(root)
-    folder = ann / split
-    if not folder.is_dir():
-        found = sorted(p.name for p in ann.iterdir() if p.is_dir())
-        raise InputError(f"{ann}: split {split!r} not found; available: {', '.join(found) or 'none'}")
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise InputError(f"{folder}: empty split {split!r}: no sequence files (*.json)")
-    return files
+    labeled: np.ndarray  # (T,) bool: the frame was labeled (or has persons)
+    persons: list[Person]  # every annotated person in every frame, in file order
+    sequence: Sequence  # the parsed file (file order of frames), e.g. to write predictions in its format
 
 
 def read_sequence(path: str | Path, root: str | Path) -> Video:
@@ -100,88 +64,40 @@ def read_sequence(path: str | Path, root: str | Path) -> Video:
     Raises:
         InputError: unreadable JSON or missing/malformed fields, naming the file and the field.
     """
+    from famicli.formats.posetrack import read_sequence as read_file
+    from famicli.formats.validate import Issues
+
     path, root = Path(path), Path(root)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    if isinstance(data, dict) and "annolist" in data:
-        return _read_annolist(path, root, data)
-    if not (isinstance(data, dict) and isinstance(data.get("images"), list)):
-        raise InputError(f"{path}: neither PoseTrack18 ('images', 'annotations') nor PoseTrack17 ('annolist')")
-    return _read_posetrack18(path, root, data)
+    seq = read_file(path, "data", Issues(strict=False))
+    return video_of(seq, root)
 
 
-def _frame_number(name: str) -> int:
-    stem = Path(name).stem
-    return int(stem) if stem.isdigit() else -1
-
-
-def _sequence_number(path: Path) -> int:
-    m = SEQUENCE_NAME.match(path.stem)
-    return int(m.group(1)) if m else 0
-
-
-def _read_posetrack18(path: Path, root: Path, data: dict) -> Video:
-    images = sorted(data["images"], key=lambda im: _frame_number(str(im.get("file_name", ""))))
-    frames, ids, labeled, pos_of = [], [], [], {}
-    for i, im in enumerate(images):
-        if "file_name" not in im or "id" not in im:
-            raise InputError(f"{path}: images[{i}]: needs 'file_name' and 'id'")
-        frames.append(root / im["file_name"])
-        ids.append(int(im["id"]))
-        labeled.append(bool(im.get("is_labeled", True)))
-        pos_of[int(im["id"])] = i
+def video_of(seq: Sequence, root: str | Path) -> Video:
+    """The dataset's view of a parsed sequence file: frames in frame order (PoseTrack18: sorted by frame
+    number; PoseTrack17: file order, which its image ids follow), persons in file order."""
+    root = Path(root)
+    order = list(range(seq.n_frames))
+    if seq.file_format == "posetrack18":
+        order.sort(key=lambda i: frame_number(seq.frame_names[i]))  # stable
+    position = np.empty(seq.n_frames, dtype=np.intp)
+    position[order] = np.arange(seq.n_frames)
+    ids = []
+    for i in order:
+        iid = seq.image_ids[i]
+        if isinstance(iid, bool) or not isinstance(iid, int):
+            raise InputError(f"{seq.path}: frame {seq.frame_names[i]}: id: {iid!r} is not an integer image id")
+        ids.append(iid)
+    pt17 = seq.file_format == "posetrack17"
     persons = []
-    for i, ann in enumerate(data.get("annotations") or []):
-        where = f"{path}: annotations[{i}]"
-        if ann.get("image_id") not in pos_of:
-            raise InputError(f"{where}: image_id {ann.get('image_id')!r} is not in images")
-        kp = ann.get("keypoints")
-        if not isinstance(kp, list) or len(kp) != 51:
-            raise InputError(f"{where}: keypoints: expected 17 x [x, y, v] (51 numbers)")
-        kp = np.asarray(kp, dtype=float).reshape(17, 3)  # (51,) -> (17, 3)
-        box = ann.get("bbox")
-        bbox = np.asarray(box, dtype=float) if isinstance(box, list) and len(box) == 4 else _extent(kp, None)
-        head = ann.get("bbox_head")
-        head = np.asarray(head, dtype=float) if isinstance(head, list) and len(head) == 4 else None
-        persons.append(Person(pos_of[ann["image_id"]], int(ann.get("track_id", -1)), kp, bbox, head))
-    return Video(path.stem, path, frames, ids, np.array(labeled, dtype=bool), persons)
-
-
-def _first(value):
-    """Annolist fields are one-element lists; accept bare values too."""
-    return value[0] if isinstance(value, list) and value else value
-
-
-def _read_annolist(path: Path, root: Path, data: dict) -> Video:
-    seq = _sequence_number(path)
-    frames, ids, labeled, persons = [], [], [], []
-    for fi, frame in enumerate(data["annolist"]):
-        image = _first(frame.get("image"))
-        if not isinstance(image, dict) or not isinstance(image.get("name"), str):
-            raise InputError(f"{path}: annolist[{fi}]: image: missing image name")
-        frames.append(root / image["name"])
-        ids.append(image_id(seq, fi))
-        rects = frame.get("annorect") or []
-        labeled.append(bool(_first(frame.get("is_labeled", [len(rects) > 0]))))
-        for ri, rect in enumerate(rects):
-            ap = rect.get("annopoints")
-            if not (isinstance(ap, list) and ap and isinstance(ap[0], dict)):
-                continue
-            kp = np.zeros((17, 3))
-            for p in ap[0].get("point") or []:
-                pid = _first(p.get("id"))
-                if isinstance(pid, int) and 0 <= pid < 15:
-                    kp[POSEVAL_COLUMNS[pid]] = (float(_first(p["x"])), float(_first(p["y"])), 1.0)
-            head = [_first(rect.get(c)) for c in ("x1", "y1", "x2", "y2")]
-            head = (np.array([head[0], head[1], head[2] - head[0], head[3] - head[1]], dtype=float)
-                    if all(isinstance(v, (int, float)) for v in head) else None)  # fmt: skip
-            tid = _first(rect.get("track_id", ri))
-            persons.append(Person(fi, int(tid) if isinstance(tid, int) else ri, kp, _extent(kp, head), head))
-    return Video(path.stem, path, frames, ids, np.array(labeled, dtype=bool), persons)
+    for row in np.argsort(seq.ann_index, kind="stable") if not pt17 else range(len(seq.frame)):
+        kp = seq.kp[row].copy()
+        x1, y1, x2, y2 = seq.head[row]
+        head = None if np.isnan(seq.head[row]).any() else np.array([x1, y1, x2 - x1, y2 - y1])
+        box = seq.bbox[row]
+        bbox = _extent(kp, head if pt17 else None) if pt17 or np.isnan(box).any() else box.copy()
+        persons.append(Person(int(position[seq.frame[row]]), int(seq.track[row]), kp, bbox, head))
+    return Video(seq.name, Path(seq.path), [root / seq.frame_names[i] for i in order], ids,
+                 seq.labeled[order].copy(), persons, seq)  # fmt: skip
 
 
 def _extent(kp: np.ndarray, head: np.ndarray | None) -> np.ndarray:

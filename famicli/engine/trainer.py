@@ -281,16 +281,16 @@ def _batches(loader):
         raise
 
 
-def _validate(model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False) -> dict | None:
+def _validate(model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False,
+              pred_dir=None) -> dict | None:  # fmt: skip
     """PoseTrack AP of ``model`` (of its backbone with ``single_frame``) on the ``val`` split with
-    ground-truth boxes (None if no val split)."""
-    from famicli.engine.validator import evaluate_with_gt_boxes
+    ground-truth boxes (None if no val split); ``famipose eval --weights``'s evaluator."""
+    from famicli.engine.validator import validate
 
     val = Path(root) / "annotations" / "val"
     if not val.is_dir() or not any(val.glob("*.json")):
         return None
-    report = evaluate_with_gt_boxes(model, root, "val", data_cfg, device=dev,
-                                    heads="backbone" if single_frame else "final")  # fmt: skip
+    report = validate(model, root, data_cfg, dev, heads="backbone" if single_frame else "famipose", pred_dir=pred_dir)
     model.train()
     return report
 

@@ -1,116 +1,64 @@
-"""A model in the loop: predict every ground-truth person of a split, then score with ``famicli.evaluate``.
+"""The one model-in-the-loop evaluator: predict every sequence of a split, then score with ``famicli.evaluate``.
 
-This is the validation ``famipose train`` runs after each epoch (and the protocol of the paper's
-tables with ground-truth boxes): each annotated person on a labeled frame is cropped with its box
-(no augmentation), FAMI-Pose predicts the key frame's heatmaps, the peaks are decoded back to the
-image, and the predictions — with the ground truth's track ids, since the boxes are the ground
-truth's — are written as PoseTrack files beside the ground truth's and scored.
+``famipose eval --weights`` and the validation ``famipose train`` runs after each epoch both go through
+:func:`evaluate_model`: each sequence's frames stream through the temporal predictor
+(:func:`famicli.inference.stream.run`) with ground-truth boxes (their track ids kept) or the boxes of a
+detections file; FAMI-Pose's heatmaps and its backbone's heatmaps of each key frame are decoded into
+two prediction folders in the ground truth's format, and each is scored. Training's validation
+(:func:`validate`) is the same call with ground-truth boxes in exact mode, reporting one of the two.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from famicli.config import DataConfig
 from famicli.errors import ConfigError
-from famicli.inference.decode import decode_heatmaps
-from famicli.inference.results import annolist_document, person_annotation, posetrack18_document
 from famicli.io import write_json_atomic
 
-
-@torch.no_grad()
-def predict_gt_boxes(model, root, split: str, data_cfg: DataConfig, device="cpu", batch_size: int = 32,
-                     workers: int = 0, heads: str = "final") -> tuple[list, dict[str, list[dict]]]:  # fmt: skip
-    """Predict every labeled person of ``split`` from its ground-truth box.
-
-    ``heads="backbone"`` scores the single-frame backbone's heatmaps (key frames only are read).
-
-    Returns:
-        The dataset's videos and, per video name, the predicted annotations (:func:`person_annotation`).
-    """
-    from torch.utils.data import DataLoader
-
-    from famicli.data.posetrack import PoseTrackDataset
-    from famicli.data.transforms import heatmap_to_image
-
-    if heads not in ("final", "backbone"):
-        raise ConfigError(f"unknown heads {heads!r}; choose from: final, backbone")
-    cfg = model.cfg
-    window_cfg = replace(data_cfg, offsets=()) if heads == "backbone" else data_cfg
-    dataset = PoseTrackDataset(root, split, window_cfg, cfg.input_size, cfg.heatmap_size, train=False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    was_training = model.training
-    model.eval()
-    device = torch.device(device)
-    names = {int(iid): v.name for v in dataset.videos for iid in v.image_ids}
-    preds: dict[str, list[dict]] = {v.name: [] for v in dataset.videos}
-    try:
-        for batch in loader:
-            if heads == "backbone":
-                heatmaps = model.backbone(batch["key"].to(device))[1]
-            else:
-                heatmaps = model(batch["key"].to(device), batch["support"].to(device)).heatmaps
-            coords, scores = decode_heatmaps(heatmaps.float().cpu())
-            meta = batch["meta"]
-            xy = heatmap_to_image(coords, meta["center"], meta["scale"], cfg.heatmap_size, data_cfg.crop)
-            for i in range(len(xy)):
-                iid = int(meta["image_id"][i])
-                preds[names[iid]].append(person_annotation(iid, int(meta["track_id"][i]), xy[i], scores[i]))
-    finally:
-        model.train(was_training)
-    return dataset.videos, preds
+HEADS = ("famipose", "backbone")  # the two prediction folders: FAMI-Pose's heatmaps, the backbone's
 
 
-def evaluate_with_gt_boxes(model, root, split: str = "val", data_cfg: DataConfig | None = None, device="cpu",
-                           batch_size: int = 32, workers: int = 0, pred_dir: str | Path | None = None,
-                           heads: str = "final") -> dict:  # fmt: skip
-    """PoseTrack AP (and MOTA, COCO AP) of ``model`` on ``split`` with ground-truth boxes.
+def validate(model, root, data_cfg: DataConfig | None = None, device="cpu", *, split: str = "val",
+             heads: str = "famipose", batch_size: int = 32, pred_dir=None) -> dict:  # fmt: skip
+    """PoseTrack AP (and MOTA, COCO AP) of ``model`` on ``split`` with ground-truth boxes, in this process.
 
     Args:
-        model: a :class:`famicli.models.famipose.FamiPose` (its mode is restored afterwards).
+        model: a :class:`famicli.models.famipose.FamiPose` (put in eval mode; set it back to train yourself).
         root: dataset folder (``annotations/<split>/*.json`` and the frames).
-        split: the split to score.
         data_cfg: window and crop settings (default: ``DataConfig()``).
         device: where the model runs.
-        pred_dir: keep the prediction files there (default: a temporary folder, removed).
-        heads: ``final`` scores FAMI-Pose's heatmaps, ``backbone`` the single-frame backbone's.
+        split: the split to score.
+        heads: ``famipose`` scores FAMI-Pose's heatmaps, ``backbone`` the single-frame backbone's.
+        batch_size: persons per forward pass.
+        pred_dir: keep the prediction files in ``pred_dir/famipose`` and ``pred_dir/backbone``.
 
     Returns:
-        ``famicli.evaluate(...).to_dict()`` without the per-joint tables: ``ap``, ``mota``,
-        ``mot_totals``, ``coco`` and ``provenance``.
+        ``famicli.evaluate(...).to_dict()`` of ``heads`` without the per-joint tables: ``ap``, ``mota``,
+        ``mot_totals``, ``coco``, ``warnings`` and ``provenance``.
     """
-    from famicli.metrics.scoring import evaluate
+    from famicli.inference.predictor import PredictConfig
 
-    data_cfg = data_cfg or DataConfig()
-    videos, preds = predict_gt_boxes(model, root, split, data_cfg, device, batch_size, workers, heads)
-    gt_dir = Path(root) / "annotations" / split
-    with tempfile.TemporaryDirectory(prefix="famipose-val-") as tmp:
-        out = Path(pred_dir) if pred_dir is not None else Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        formats = set()
-        for video in videos:
-            doc, fmt = prediction_document(video, preds[video.name])
-            formats.add(fmt)
-            (out / video.path.name).write_text(json.dumps(doc))
-        dataset = "posetrack17" if formats == {"posetrack17"} else "posetrack18"
-        result = evaluate(gt_dir, out, dataset, order="sorted").to_dict()
+    if heads not in HEADS:
+        raise ConfigError(f"unknown heads {heads!r}; choose from: {', '.join(HEADS)}")
+    cfg = PredictConfig(device=str(device), batch_size=batch_size)
+    result = evaluate_model(model, root, cfg, split=split, data_cfg=data_cfg, pred_dir=pred_dir, shard=False)
     keep = ("ap", "mota", "mot_totals", "coco", "warnings", "provenance")
-    return {k: result[k] for k in keep if k in result}
+    return {k: result[heads][k] for k in keep if k in result[heads]}
 
 
 def prediction_document(video, annotations: list[dict]) -> tuple[dict, str]:
     """The prediction file of ``video`` (a :class:`famicli.data.posetrack.Video`) in its ground truth's
     format, with the ground truth's frames in file order; returns (document, "posetrack18" | "posetrack17")."""
-    gt = json.loads(video.path.read_text())
-    if "annolist" in gt:
-        frames = [(f["image"][0] if isinstance(f["image"], list) else f["image"])["name"] for f in gt["annolist"]]
-        return annolist_document(frames, annotations, video.image_ids), "posetrack17"
-    return posetrack18_document(gt["images"], annotations), "posetrack18"
+    from famicli.inference.results import annolist_document, posetrack18_document
+
+    seq = video.sequence
+    if seq.file_format == "posetrack17":
+        return annolist_document(seq.frame_names, annotations, seq.image_ids), "posetrack17"
+    return posetrack18_document(seq.images, annotations), "posetrack18"
 
 
 # Reference numbers printed beside a model's (PoseTrack val mAP, %); see docs/predict.md for sources.
@@ -122,10 +70,8 @@ REFERENCE_AP = {
 
 
 @torch.no_grad()
-def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold: float | None = None,
-                   data_cfg: DataConfig | None = None, device="cpu", dtype: str = "fp32", flip: bool = False,
-                   batch_size: int = 16, pred_dir=None, progress=None, mode: str = "exact",
-                   chunk: int = 16, max_shift: float | None = None, share: str | None = None) -> dict | None:  # fmt: skip
+def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataConfig | None = None, pred_dir=None,
+                   progress=None, shard: bool = True) -> dict | None:  # fmt: skip
     """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
 
     Each sequence's frames (an image folder) stream through :func:`famicli.inference.stream.run`
@@ -133,18 +79,23 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     :class:`famicli.inference.track.GreedyTracker`); the final heatmaps and the backbone's heatmaps of
     the key frame are decoded into two prediction folders, each scored with :func:`famicli.evaluate`.
 
-    Under ``torchrun`` each process takes whole sequences (rank r: sequences r, r + W, ...); rank 0
-    gathers the predictions, writes and scores them; the other ranks return None.
+    Under ``torchrun`` (and ``shard``) each process takes whole sequences (rank r: sequences r, r + W, ...);
+    rank 0 gathers the predictions, writes and scores them; the other ranks return None.
 
     Args:
         model: a FAMI-Pose model.
         root: dataset folder (``annotations/<split>/*.json`` and the frames).
-        boxes: None for ground-truth boxes, else a detections file (:class:`famicli.inference.detect.BoxFile`).
-        box_threshold: minimum score of file boxes (default 0.2, the official evaluation's).
-        device, dtype, flip, batch_size, mode, chunk, max_shift, share: as for :func:`famicli.predict_video` (``mode="fast"``:
-            the cached streaming mode, ground-truth track ids or boxes tracked on IoU before the poses).
+        cfg: a :class:`famicli.inference.predictor.PredictConfig`, as for :func:`famicli.predict_video`:
+            ``boxes`` None for ground-truth boxes, else a detections file
+            (:class:`famicli.inference.detect.BoxFile`, ``box_threshold`` default 0.2, the official
+            evaluation's); ``mode="fast"``: the cached streaming mode, ground-truth track ids or boxes
+            tracked on IoU before the poses. Default: ``PredictConfig()``.
+        split: the split to score.
+        data_cfg: window and crop settings (default: ``DataConfig()``).
         pred_dir: keep the prediction files in ``pred_dir/famipose`` and ``pred_dir/backbone``.
         progress: called with (sequences done, sequences in all, sequence name).
+        shard: split the sequences across ``torchrun`` processes; False evaluates everything in this
+            process (training's validation runs on rank 0 alone).
 
     Returns:
         ``{"famipose": report, "backbone": report, "boxes", "reference", "sequences", "frames",
@@ -152,31 +103,29 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
     """
     import time
 
-    from famicli.engine import distributed
     from famicli.data.posetrack import read_sequence, sequence_files
     from famicli.data.video import ImageSequence
+    from famicli.engine import distributed
     from famicli.inference.detect import BoxFile, GroundTruthBoxes
-    from famicli.inference.results import VideoPrediction
     from famicli.inference.predictor import PoseEstimator, PredictConfig
+    from famicli.inference.results import VideoPrediction
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
-    from famicli.runtime import resolve_dtype
+    from famicli.runtime import resolve_device, resolve_dtype
 
-    from famicli.inference.cached import MAX_SHIFT, SHARE
-
-    max_shift = MAX_SHIFT if max_shift is None else max_shift
-    share = SHARE if share is None else share
-    PredictConfig(mode=mode, chunk=chunk, max_shift=max_shift, share=share).validate()  # bad options before anything starts
+    cfg = cfg or PredictConfig()
+    cfg.validate()  # bad options before anything starts
+    mode, chunk, max_shift, share = cfg.mode, cfg.chunk, cfg.max_shift, cfg.share
     t0 = time.perf_counter()
-    device = torch.device(device)
+    device = resolve_device(cfg.device) if isinstance(cfg.device, str) else torch.device(cfg.device)
     was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    info = distributed.setup(device)
+    info = distributed.setup(device) if shard else distributed.DistInfo()
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)  # NCCL collectives run on the current device
-    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(dtype), flip,
+    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(cfg.dtype), cfg.flip,
                               fast_path=mode == "fast")  # fmt: skip
-    box_file = None if boxes is None else BoxFile(boxes, 0.2 if box_threshold is None else box_threshold)
+    box_file = None if cfg.boxes is None else BoxFile(cfg.boxes, 0.2 if cfg.box_threshold is None else cfg.box_threshold)
     files = sequence_files(root, split)
     mine = files[info.rank :: info.world_size]
     local: dict[str, tuple] = {}
@@ -189,7 +138,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
                 box_src = GroundTruthBoxes(video)
             else:
                 box_src = box_file.for_video(video.name, len(video.frames), require=False)
-            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=batch_size, skip_unneeded=True,
+            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=cfg.batch_size, skip_unneeded=True,
                            chunk=chunk if mode == "fast" else None, max_shift=max_shift, share=share)  # fmt: skip
             pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
             doc, fmt = prediction_document(video, pred.annotations("famipose"))
@@ -205,7 +154,7 @@ def evaluate_model(model, root, split: str = "val", *, boxes=None, box_threshold
             frames, persons = sum(g[1] for g in gathered), sum(g[2] for g in gathered)
             gathered = [g[0] for g in gathered]
     finally:
-        if not was_initialized:
+        if shard and not was_initialized:
             distributed.teardown(info)
     if not info.is_main:
         return None

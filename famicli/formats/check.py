@@ -21,9 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
-from famicli.data.posetrack import SEQUENCE_NAME, annotations_folder, image_id, read_image
 from famicli.errors import InputError
+from famicli.formats.posetrack import (
+    MAX_TRACK_ID,
+    annotations_folder,
+    frame_number,
+    image_id,
+    read_sequence,
+    sequence_number,
+)
+from famicli.formats.validate import Issues
+from famicli.keypoints import JOINT_NAMES
 
 _FRAME_FILE = re.compile(r"^images/([^/]+)/([^/]+)/(\d+)\.(jpg|jpeg|png)$")
 MAX_ISSUES_PER_KIND = 20  # issues of one kind beyond this are counted, not listed
@@ -108,123 +116,77 @@ def check_dataset(root: str | Path, splits: list[str] | None = None, decode: boo
 
 
 def _check_sequence(root, split, path, stats, annotated, issues: _Issues, decode: bool) -> None:
+    """Parse ``path`` with the one PoseTrack reader, then check the dataset conventions on top of it."""
+    reader_issues = Issues(strict=False)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        issues.add("error", "json", f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})")
+        seq = read_sequence(path, "data", reader_issues)
+    except InputError as exc:
+        kind = "json" if "not valid JSON" in str(exc) else "format"
+        issues.add("error", kind, str(exc))
         return
-    m = SEQUENCE_NAME.match(path.stem)
-    if not m:
+    for message in reader_issues.warnings:
+        issues.add("warning", "reader", message)
+    for message in reader_issues.errors:  # not raised: a dataset check lists every problem
+        issues.add("error", "reader", message)
+    number = sequence_number(path.stem)
+    if number is None:
         issues.add("error", "name", f"{path}: sequence name {path.stem!r} is not NNNNNN_<mpii|bonn|mpiinew>_... "
                                     "(the evaluator derives image ids from it)")  # fmt: skip
-    if isinstance(data, dict) and "annolist" in data:
-        stats["format"].add("posetrack17")
-        files = _check_annolist(path, data, stats, annotated, issues)
-    elif isinstance(data, dict) and isinstance(data.get("images"), list):
-        stats["format"].add("posetrack18")
-        files = _check_posetrack18(split, path, data, int(m.group(1)) if m else None, stats, annotated, issues)
-    else:
-        issues.add("error", "format",
-                   f"{path}: neither PoseTrack18 ('images', 'annotations') nor PoseTrack17 ('annolist')")
-        return
-    _check_images(root, path, files, stats, issues, decode)
+    stats["format"].add(seq.file_format)
+    if seq.file_format == "posetrack18":
+        _check_frames(split, path, seq, number, issues)
+    stats["frames"] += seq.n_frames
+    stats["labeled_frames"] += int(seq.labeled.sum())
+    stats["frames_with_ignore_regions"] += len(seq.ignore)
+    _check_tracks(path, seq, issues)
+    present = seq.present.any(axis=1)  # (N, 17) -> (N,)
+    annotated |= seq.present.any(axis=0)
+    stats["persons"] += int(present.sum())
+    stats["tracks"] += len(set(seq.track.tolist()))
+    _check_images(root, path, seq.frame_names, stats, issues, decode)
 
 
-def _check_posetrack18(split, path, data, seq, stats, annotated, issues: _Issues) -> list[str]:
-    images = data["images"]
-    names, ids, numbers = [], {}, []
-    for i, im in enumerate(images):
-        name, iid = im.get("file_name"), im.get("id")
-        if not isinstance(name, str) or not isinstance(iid, int):
-            issues.add("error", "field", f"{path}: images[{i}]: needs a 'file_name' string and an integer 'id'")
-            continue
-        names.append(name)
-        ids[iid] = name
+def _check_frames(split: str, path: Path, seq, number: int | None, issues: _Issues) -> None:
+    """PoseTrack18 frame conventions: file layout, image-id scheme, nframes, contiguous numbering."""
+    numbers = []
+    for name, iid, im in zip(seq.frame_names, seq.image_ids, seq.images, strict=True):
         fm = _FRAME_FILE.match(name)
         if not fm or fm.group(1) != split or fm.group(2) != path.stem or len(fm.group(3)) != 6:
             issues.add("warning", "layout",
                        f"{path}: file_name {name!r} is not images/{split}/{path.stem}/<frame:06d>.jpg")
-        number = int(fm.group(3)) if fm else int(Path(name).stem) if Path(name).stem.isdigit() else None
-        if number is not None:
-            numbers.append(number)
-            if seq is not None and iid != image_id(seq, number):
-                issues.add("warning", "image_id", f"{path}: {name}: id {iid} is not {image_id(seq, number)} "
+        frame = frame_number(name)
+        if frame >= 0:
+            numbers.append(frame)
+            if number is not None and iid != image_id(number, frame):
+                issues.add("warning", "image_id", f"{path}: {name}: id {iid} is not {image_id(number, frame)} "
                                                   "(10000000000 + sequence * 10000 + frame)")  # fmt: skip
-        if im.get("nframes") not in (None, len(images)):
+        if im.get("nframes") not in (None, seq.n_frames):
             issues.add("warning", "nframes",
-                       f"{path}: {name}: nframes {im.get('nframes')} but {len(images)} images listed")
+                       f"{path}: {name}: nframes {im.get('nframes')} but {seq.n_frames} images listed")
         xs, ys = im.get("ignore_regions_x"), im.get("ignore_regions_y")
-        if xs or ys:
-            stats["frames_with_ignore_regions"] += 1
-            if not (isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys)
-                    and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))):  # fmt: skip
-                issues.add("error", "ignore_regions", f"{path}: {name}: ignore_regions_x/y do not pair up")
-        stats["labeled_frames"] += bool(im.get("is_labeled", False))
-    dup = [n for n, c in Counter(numbers).items() if c > 1]
+        if (xs or ys) and not (isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys)
+                               and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))):  # fmt: skip
+            issues.add("error", "ignore_regions", f"{path}: {name}: ignore_regions_x/y do not pair up")
+    counts = Counter(numbers)
+    dup = [n for n, c in counts.items() if c > 1]
     if dup:
-        issues.add("error", "frames", f"{path}: frame number {dup[0]} appears {Counter(numbers)[dup[0]]} times")
+        issues.add("error", "frames", f"{path}: frame number {dup[0]} appears {counts[dup[0]]} times")
     elif numbers and sorted(numbers) != list(range(min(numbers), min(numbers) + len(numbers))):
         issues.add("warning", "frames", f"{path}: frame numbers are not contiguous ({min(numbers)}..{max(numbers)}, "
                                         f"{len(numbers)} frames)")  # fmt: skip
     elif numbers and min(numbers) != 0:
         issues.add("warning", "frames", f"{path}: frames start at {min(numbers)}, not 0 (PoseTrack18 is 0-based)")
-    stats["frames"] += len(images)
-    tracks, per_frame = set(), Counter()
-    for i, a in enumerate(data.get("annotations") or []):
-        where = f"{path}: annotations[{i}]"
-        if a.get("image_id") not in ids:
-            issues.add("error", "image_id", f"{where}: image_id {a.get('image_id')!r} is not in images")
-            continue
-        kp = a.get("keypoints")
-        if not isinstance(kp, list) or len(kp) != 51:
-            issues.add("error", "keypoints", f"{where}: keypoints: expected 17 x [x, y, v] (51 numbers)")
-            continue
-        tid = a.get("track_id")
-        if isinstance(tid, bool) or not isinstance(tid, int) or not 0 <= tid < 10000:
-            issues.add("error", "track_id", f"{where}: track_id {tid!r} is not an integer in 0..9999")
-        else:
-            per_frame[(a["image_id"], tid)] += 1
-            if per_frame[(a["image_id"], tid)] == 2:
-                issues.add("error", "track_id", f"{where}: track_id {tid} repeats in frame {ids[a['image_id']]}")
-            tracks.add(tid)
-        present = (np.asarray(kp, dtype=float).reshape(17, 3) != 0).any(axis=1)  # (51,) -> (17, 3) -> (17,)
-        annotated |= present
-        stats["persons"] += bool(present.any())
-    stats["tracks"] += len(tracks)
-    return names
 
 
-def _check_annolist(path, data, stats, annotated, issues: _Issues) -> list[str]:
-    names, tracks = [], set()
-    for fi, frame in enumerate(data["annolist"]):
-        image = frame.get("image")
-        image = image[0] if isinstance(image, list) and image else image
-        if not isinstance(image, dict) or not isinstance(image.get("name"), str):
-            issues.add("error", "field", f"{path}: annolist[{fi}]: image: missing image name")
-            continue
-        names.append(image["name"])
-        labeled = frame.get("is_labeled", [0])
-        stats["labeled_frames"] += bool(labeled[0] if isinstance(labeled, list) and labeled else labeled)
-        stats["frames_with_ignore_regions"] += bool(frame.get("ignore_regions"))
-        for rect in frame.get("annorect") or []:
-            ap = rect.get("annopoints")
-            if not (isinstance(ap, list) and ap and isinstance(ap[0], dict)):
-                continue
-            ids = [p.get("id") for p in ap[0].get("point") or []]
-            ids = [i[0] if isinstance(i, list) and i else i for i in ids]
-            bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < 15]
-            if bad:
-                issues.add("warning", "keypoints",
-                           f"{path}: {image['name']}: unknown joint id {bad[0]!r} (known: 0-14)")
-            for i in ids:
-                if i not in bad:
-                    annotated[POSEVAL_COLUMNS[i]] = True
-            stats["persons"] += bool(ids)
-            tid = rect.get("track_id")
-            tracks.add(tid[0] if isinstance(tid, list) and tid else tid)
-    stats["frames"] += len(names)
-    stats["tracks"] += len(tracks)
-    return names
+def _check_tracks(path: Path, seq, issues: _Issues) -> None:
+    """Track ids in 0..9999 (the evaluator offsets them by 10000 per sequence), unique within a frame."""
+    bad = (seq.track < 0) | (seq.track >= MAX_TRACK_ID)
+    for row in np.flatnonzero(bad):
+        issues.add("error", "track_id", f"{seq.where(row)}: track_id {int(seq.track[row])} is not an integer in 0..9999")
+    seen = Counter(zip(seq.frame.tolist(), seq.track.tolist()))
+    for (frame, track), n in seen.items():
+        if n > 1:
+            issues.add("error", "track_id", f"{path}: track_id {track} repeats in frame {seq.frame_names[frame]}")
 
 
 def _check_images(root: Path, path: Path, files: list[str], stats, issues: _Issues, decode: bool) -> None:
@@ -237,14 +199,10 @@ def _check_images(root: Path, path: Path, files: list[str], stats, issues: _Issu
             issues.add("error", "missing_image", f"{path}: frame file not found: {file}")
             continue
         try:
-            if decode:
-                size = read_image(file).shape[1::-1]  # (H, W, 3) -> (W, H)
-            else:
-                with Image.open(file) as im:
-                    size = im.size
-        except InputError as exc:
-            issues.add("error", "image", str(exc))
-            continue
+            with Image.open(file) as im:
+                size = im.size
+                if decode:
+                    im.convert("RGB")  # decodes every pixel: truncated or corrupt data fails here
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             issues.add("error", "image", f"{file}: cannot read image (corrupt or not an image: {reason})")

@@ -6,6 +6,12 @@ Two formats are read, as the official poseval reads them:
   (keypoints as 15 or 17 ``[x, y, v]`` triples named by ``categories[0].keypoints``);
 * PoseTrack17: one JSON per sequence with an MPII-style ``annolist``.
 
+This is famipose's one PoseTrack reader: the evaluator (roles ``gt`` and ``pred``), the training and
+validation dataset, ``eval --weights`` and ``famipose data check`` (role ``data``) all parse through
+:func:`read_sequence`. The ``data`` role reads a dataset file as training does: head boxes are
+optional, frame file names need not follow poseval's pattern, and a category without keypoint
+names is taken to list the 17 keypoints in :data:`famicli.keypoints.JOINT_NAMES` order.
+
 Both become a :class:`Sequence`: per-frame names and ignore regions, and one row per person
 (frame index, track id, 17 keypoints in COCO order with a presence mask, per-keypoint scores,
 head box). Problems the reader meets on the way are recorded in a
@@ -31,10 +37,65 @@ from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, POSEVAL_JOINTS
 
 # For each scored joint (poseval's order), its column in the 17-keypoint arrays.
 JOINT_COLUMNS = np.array(POSEVAL_COLUMNS, dtype=np.intp)
+ROLES = ("gt", "pred", "data")  # see read_sequence
 MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
 MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
 # images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
 _FRAME_NAME = re.compile(r"(?:^|/)((\d+)_(?:mpii|bonn|mpiinew)(?:_[^/]*)?)/(\d+)(?:\.[^/]*)?$")
+# NNNNNN_<mpii|bonn|mpiinew>[_...]: a PoseTrack sequence name, from which image ids are derived.
+SEQUENCE_NAME = re.compile(r"^(\d{6})_(mpii|bonn|mpiinew)(_.*)?$")
+IMAGE_ID_BASE = 10_000_000_000  # PoseTrack18 image ids: IMAGE_ID_BASE + sequence * 10000 + frame
+
+
+def image_id(sequence_number: int, frame: int) -> int:
+    """The PoseTrack18 image id of a frame: 10000000000 + sequence * 10000 + frame index."""
+    return IMAGE_ID_BASE + sequence_number * 10_000 + frame
+
+
+def sequence_number(name: str) -> int | None:
+    """The sequence number of a PoseTrack sequence name (``000342_mpii_test`` -> 342), else None."""
+    m = SEQUENCE_NAME.match(name)
+    return int(m.group(1)) if m else None
+
+
+def frame_number(name: str) -> int:
+    """The frame number of a frame file name (``images/val/x/000012.jpg`` -> 12), or -1 if not numeric."""
+    stem = Path(str(name)).stem
+    return int(stem) if stem.isdigit() else -1
+
+
+def annotations_folder(root: str | Path) -> Path:
+    """``root/annotations``, checked.
+
+    Raises:
+        InputError: no such folder, or no ``annotations`` folder in it.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    ann = root / "annotations"
+    if not ann.is_dir():
+        raise InputError(
+            f"{root}: no annotations folder (expected {ann}/<split>/<sequence>.json, the PoseTrack18 layout)"
+        )
+    return ann
+
+
+def sequence_files(root: str | Path, split: str) -> list[Path]:
+    """The sequence files of ``split``, sorted.
+
+    Raises:
+        InputError: missing folder, no ``annotations`` folder, unknown or empty split.
+    """
+    ann = annotations_folder(root)
+    folder = ann / split
+    if not folder.is_dir():
+        found = sorted(p.name for p in ann.iterdir() if p.is_dir())
+        raise InputError(f"{ann}: split {split!r} not found; available: {', '.join(found) or 'none'}")
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise InputError(f"{folder}: empty split {split!r}: no sequence files (*.json)")
+    return files
 
 
 @dataclass
@@ -47,6 +108,7 @@ class Sequence:
     name: str  # file name without .json, e.g. 000342_mpii_test
     path: str  # the file as given, for messages
     frame_names: list[str]  # image file_name (or annolist image name) per frame
+    image_ids: list  # (F,) PoseTrack18 image id per frame (annolist: derived from the file name)
     labeled: np.ndarray  # (F,) bool: the frame is marked labeled (or has persons)
     n_rects: np.ndarray  # (F,) int: persons listed in the frame, with or without keypoints
     ignore: dict[int, list[np.ndarray]]  # frame -> ignore polygons, each (V, 2)
@@ -62,6 +124,7 @@ class Sequence:
     ann_index: np.ndarray  # (N,) int: position of the person in the file, for messages
     file_format: str = "posetrack18"  # or "posetrack17"
     sha256: str = ""  # of the file's bytes
+    images: list[dict] | None = None  # PoseTrack18: the file's ``images`` entries (kept frames, file order)
 
     @property
     def n_frames(self) -> int:
@@ -73,10 +136,26 @@ class Sequence:
 
 
 def read_sequence(path: Path, role: str, issues: Issues) -> Sequence:
-    """Read one PoseTrack18 or PoseTrack17 (``annolist``) file; ``role`` is "gt" or "pred"."""
+    """Read one PoseTrack18 or PoseTrack17 (``annolist``) file.
+
+    Args:
+        path: the sequence file.
+        role: ``gt`` (head boxes required), ``pred`` or ``data`` (a dataset file read for training,
+            validation or checking; see the module docstring).
+        issues: where problems that do not stop the reading are recorded.
+
+    Raises:
+        InputError: unreadable file, invalid JSON or a malformed field, naming the file and the field.
+    """
     import hashlib
 
-    raw = path.read_bytes()
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} not in {ROLES}")
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -98,9 +177,12 @@ def _need(data: dict, key: str, path: Path, kind=list):
     return value
 
 
-def _keypoint_columns(path: Path, data: dict, issues: Issues) -> np.ndarray:
+def _keypoint_columns(path: Path, data: dict, role: str, issues: Issues) -> np.ndarray:
     """Column of each file keypoint in the 17-name order (-1 = not scored), from categories."""
-    cats = _need(data, "categories", path)
+    cats = data.get("categories") if role == "data" else _need(data, "categories", path)
+    if role == "data" and not (isinstance(cats, list) and cats and isinstance(cats[0], dict)
+                               and isinstance(cats[0].get("keypoints"), list)):  # fmt: skip
+        return np.arange(len(JOINT_NAMES))  # a dataset file without names: the 17 in schema order
     if len(cats) != 1 or not isinstance(cats[0], dict) or cats[0].get("name") != "person":
         raise InputError(f"{path}: categories: expected exactly one category named 'person'")
     names = cats[0].get("keypoints")
@@ -128,8 +210,9 @@ def _video_of(name: str) -> str | None:
 
 def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequence:
     images = _need(data, "images", path)
-    anns = _need(data, "annotations", path)
-    columns = _keypoint_columns(path, data, issues)
+    # a dataset's test split lists its images without annotations
+    anns = data.get("annotations") or [] if role == "data" else _need(data, "annotations", path)
+    columns = _keypoint_columns(path, data, role, issues)
     n_kp = len(columns)
     # poseval keeps only the frames of the first video folder named in the file
     names, videos = [], []
@@ -138,7 +221,9 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
         if not isinstance(name, str):
             raise InputError(f"{path}: frame {i}: file_name: missing")
         video = _video_of(name)
-        if video is None:
+        if video is None and role == "data":
+            video = ""  # a dataset file: every frame belongs to the sequence, whatever its name
+        elif video is None:
             raise InputError(
                 f"{path}: frame {name}: file_name: expected images/<split>/NNNNNN_<mpii|bonn|"
                 "mpiinew>_<...>/<frame>.jpg with a frame number below 10000 (poseval derives "
@@ -156,9 +241,12 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     names = [names[i] for i in keep]
     id2frame: dict = {}
     for i, img in enumerate(images):
-        if img.get("id") in id2frame:
-            raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {img.get('id')!r}")
-        id2frame[img.get("id")] = i
+        iid = img.get("id")
+        if not isinstance(iid, (int, str)) or isinstance(iid, bool):
+            raise InputError(f"{path}: frame {names[i]}: id: {iid!r} is not an image id")
+        if iid in id2frame:
+            raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {iid!r}")
+        id2frame[iid] = i
     frames, kps, tracks, scores, heads, boxes, pscores, index = [], [], [], [], [], [], [], []
     orphans = 0
     for k, ann in enumerate(anns):
@@ -229,6 +317,8 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
                 ignore[i] = polys
     seq = _sequence(path, names, labeled | (n_rects > 0), n_rects, ignore, frames, tracks,
                     kp17, present, sc17, has_scores, head, bbox, pscores, index)  # fmt: skip
+    seq.image_ids = [img["id"] for img in images]
+    seq.images = images
     return seq
 
 
@@ -276,6 +366,7 @@ def _sequence(path, names, labeled, n_rects, ignore, frames, tracks, kp17, prese
         name=path.name[: -len(".json")] if path.name.endswith(".json") else path.name,
         path=str(path),
         frame_names=names,
+        image_ids=[],
         labeled=np.asarray(labeled, dtype=bool),
         n_rects=np.asarray(n_rects, dtype=np.intp),
         ignore=ignore,
@@ -371,9 +462,12 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
     n = len(frames)
     n_rects_arr = np.asarray(n_rects, dtype=np.intp)
     labeled = np.array([bool(_first(f.get("is_labeled", [0]))) for f in annolist], dtype=bool)
-    return _sequence(path, names, labeled | (n_rects_arr > 0), n_rects_arr, ignore, frames,
+    seq = _sequence(path, names, labeled | (n_rects_arr > 0), n_rects_arr, ignore, frames,
                      tracks, np.array(kp_rows).reshape(n, 17, 3),
                      np.array(pres_rows, dtype=bool).reshape(n, 17),
                      np.array(score_rows).reshape(n, 17), np.array(has_scores, dtype=bool),
                      np.array(heads, dtype=float).reshape(n, 4), np.full((n, 4), np.nan),
                      pscores, index, file_format="posetrack17")  # fmt: skip
+    number = sequence_number(path.stem) or 0  # annolist files carry no ids: derived as PoseTrack18 does
+    seq.image_ids = [image_id(number, fi) for fi in range(len(names))]
+    return seq
