@@ -8,7 +8,7 @@ import torch
 import famicli
 from famicli.config import LossConfig, get_variant
 from famicli.errors import ConfigError, InputError
-from famicli.losses import JointsMSELoss, MutualInformation, total_loss
+from famicli.losses import FamiPoseCriterion, JointsMSELoss, MutualInformation, total_loss
 
 
 def clip(cfg, b=2, seed=0):
@@ -55,7 +55,6 @@ def test_forward_shapes(tiny):
     g = tiny.cfg.dcn_offset_groups
     assert [o.shape for o in out.offsets] == [(2, 18 * g, h, w)] * 4
     assert [m.shape for m in out.masks] == [(2, 9 * g, h, w)] * 4
-    assert out.mi_terms is None
     assert torch.isfinite(out.heatmaps).all()
 
 
@@ -79,7 +78,7 @@ def test_batched_equals_per_sample(tiny):
 def _objective_backward(model):
     out = model(*clip(model.cfg))
     target = torch.rand_like(out.heatmaps)
-    terms = {"heatmap": JointsMSELoss()(out.heatmaps, target, torch.ones(2, 17)), **out.mi_terms}
+    terms = FamiPoseCriterion(model.backbone.final_layer)(out, target, torch.ones(2, 17))
     total_loss(terms, LossConfig()).backward()
 
 
@@ -109,7 +108,8 @@ def test_frozen_backbone_gets_no_gradient_and_keeps_bn_statistics(tiny):
     before = tiny.backbone.bn1.running_mean.clone()
     key, support = clip(tiny.cfg)
     out = tiny(key, support)
-    (out.heatmaps.mean() + sum(out.mi_terms.values())).backward()
+    mi = MutualInformation()(tiny.backbone.final_layer, *out.features.values(), out.heatmaps)
+    (out.heatmaps.mean() + sum(mi.values())).backward()
     assert all(p.grad is None for p in tiny.backbone.parameters())
     assert all(p.grad is not None for p in tiny.head.parameters())
     torch.testing.assert_close(tiny.backbone.bn1.running_mean, before)
@@ -163,3 +163,19 @@ def test_joints_mse_weights_zero_out_joints():
     loss = JointsMSELoss()
     assert loss(pred, target, torch.tensor([[1.0, 1.0]])).item() == pytest.approx(0.5)
     assert loss(pred, target, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.25)
+
+
+def test_criterion_terms_outside_the_forward(tiny):
+    """The MI terms come from the criterion, on the output's features; alpha = 0 skips them."""
+    tiny.train()
+    out = tiny(*clip(tiny.cfg))
+    target, weight = torch.rand_like(out.heatmaps), torch.ones(2, 17)
+    head = tiny.backbone.final_layer
+    terms = FamiPoseCriterion(head, "corrected", 0.1)(out, target, weight)
+    assert list(terms) == ["heatmap", *(f"mi_{i}" for i in range(1, 7))]
+    f = out.features
+    expected = MutualInformation("corrected", 0.1)(head, f["key"], f["support"], f["aggregated"], out.heatmaps)
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value)
+    assert list(FamiPoseCriterion(head, mi=False)(out, target, weight)) == ["heatmap"]
+    assert not list(FamiPoseCriterion(head).parameters())  # the head stays the model's

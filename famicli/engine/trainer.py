@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from famicli.engine import distributed
 from famicli.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from famicli.errors import CheckpointError, ConfigError, FamiposeError, TrainingError
-from famicli.losses import JointsMSELoss, total_loss
+from famicli.losses import FamiPoseCriterion, JointsMSELoss, total_loss
 from famicli.models.checkpoint import load_model, load_strict, read_checkpoint, save_checkpoint
 from famicli.models.famipose import FamiPose
 
@@ -143,7 +143,11 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
         raise ConfigError(
             f"{root}: {len(dataset)} training samples are fewer than one batch of {train_cfg.batch_size}"
         )
-    criterion = JointsMSELoss()
+    if train_cfg.single_frame:
+        criterion = JointsMSELoss()
+    else:
+        criterion = FamiPoseCriterion(model.backbone.final_layer, model_cfg.mi_estimator, model_cfg.mi_temperature,
+                                      mi=loss_cfg.alpha != 0)  # fmt: skip
     run = _RunFiles(out_dir, info.is_main, resume_epoch=start_epoch if state is not None else None)
     configs = {"data": asdict(data_cfg), "loss": asdict(loss_cfg), "train": asdict(train_cfg)}
     run.record_start(model_cfg, configs, info, dev, backbone)
@@ -259,10 +263,7 @@ def _step(net, batch, criterion, loss_cfg, train_cfg, dev):
         terms = {"heatmap": criterion(heatmaps.float(), target, weight)}
         return terms, terms["heatmap"]
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-        out = net(key, support)
-        terms = {"heatmap": criterion(out.heatmaps.float(), target, weight)}
-        if loss_cfg.alpha != 0:
-            terms |= {k: v.float() for k, v in out.mi_terms.items()}
+        terms = criterion(net(key, support), target, weight)
     return terms, total_loss(terms, loss_cfg)
 
 

@@ -9,7 +9,6 @@ from torch import nn
 
 from famicli.config import ModelConfig, get_variant
 from famicli.errors import InputError
-from famicli.losses.mutual_info import MutualInformation
 from famicli.models.alignment import GlobalTransformation, LocalCalibration
 from famicli.models.blocks import ChainOfBasicBlocks
 from famicli.models.hrnet import PoseHRNet
@@ -25,8 +24,8 @@ class FamiPoseOutput:
         gtm_translation: (B, S, 2) global translation (tx, ty) per supporting frame, feature pixels.
         offsets: four (B, 18G, h, w) deformable offsets, in the cascade's order.
         masks: four (B, 9G, h, w) raw modulation masks.
-        features: ``key`` z_t, ``support`` z_sup, ``aggregated`` z~, each (B, C, h, w).
-        mi_terms: in training mode, the six unweighted MI terms ``mi_1``..``mi_6`` (scalars).
+        features: ``key`` z_t, ``support`` z_sup, ``aggregated`` z~, each (B, C, h, w); the training
+            objective's MI terms are computed from them (:class:`famicli.losses.FamiPoseCriterion`).
     """
 
     heatmaps: torch.Tensor
@@ -35,7 +34,6 @@ class FamiPoseOutput:
     offsets: list[torch.Tensor]
     masks: list[torch.Tensor]
     features: dict[str, torch.Tensor] = field(default_factory=dict)
-    mi_terms: dict[str, torch.Tensor] | None = None
 
 
 class FamiPose(nn.Module):
@@ -56,7 +54,6 @@ class FamiPose(nn.Module):
         self.local_calibration = LocalCalibration(c, cfg.dcn_offset_groups, cfg.dcn_dilation, cfg.combine_blocks)
         self.aggregation = ChainOfBasicBlocks(2 * c, c, cfg.aggregation_blocks)
         self.head = nn.Conv2d(c, cfg.num_joints, 3, padding=1)
-        self.mi = MutualInformation(cfg.mi_estimator, cfg.mi_temperature)
         self.backbone_frozen = False
 
     def forward(self, key: torch.Tensor, support: torch.Tensor) -> FamiPoseOutput:
@@ -97,8 +94,6 @@ class FamiPose(nn.Module):
             masks=masks,
             features={"key": z_t, "support": z_sup, "aggregated": z_agg},
         )
-        if self.training:
-            out.mi_terms = self.mi(self.backbone.final_layer, z_t, z_sup, z_agg, heatmaps)
         return out
 
     def _check_inputs(self, key: torch.Tensor, support: torch.Tensor) -> tuple[int, int]:

@@ -105,7 +105,7 @@ def _batched_global_transform(gtm: GlobalTransformation, key: torch.Tensor, supp
 
 class FastFamiPose(nn.Module):
     """Inference-only FAMI-Pose with BatchNorm folded; same ``forward`` signature and outputs as
-    :class:`FamiPose` in eval mode (``mi_terms`` is always None). Outputs are inference tensors.
+    :class:`FamiPose` in eval mode. Outputs are inference tensors.
 
     Args:
         model: a FamiPose whose BatchNorms are already folded (see :func:`optimize_for_inference`).
