@@ -21,13 +21,8 @@ import numpy as np
 
 from famicli.config import DataConfig
 from famicli.errors import ConfigError, InputError
-from famicli.formats.posetrack import (  # noqa: F401  (annotations_folder, image_id, sequence_files: re-exported)
-    Sequence,
-    annotations_folder,
-    frame_number,
-    image_id,
-    sequence_files,
-)
+from famicli.formats.layout import frame_number, sequence_files
+from famicli.formats.posetrack import Sequence
 
 log = logging.getLogger(__name__)
 

@@ -103,7 +103,8 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
     """
     import time
 
-    from famicli.data.posetrack import read_sequence, sequence_files
+    from famicli.data.posetrack import read_sequence
+    from famicli.formats.layout import sequence_files
     from famicli.data.video import ImageSequence
     from famicli.engine import distributed
     from famicli.inference.detect import BoxFile, GroundTruthBoxes

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
-from famicli.formats.posetrack import IMAGE_ID_BASE, SEQUENCE_NAME, frame_number
+from famicli.formats.layout import IMAGE_ID_BASE, SEQUENCE_NAME, frame_number
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
-from famicli.formats.posetrack import (
-    MAX_TRACK_ID,
-    annotations_folder,
-    frame_number,
-    image_id,
-    read_sequence,
-    sequence_number,
-)
+from famicli.formats.layout import annotations_folder, frame_number, image_id, sequence_number
+from famicli.formats.posetrack import MAX_TRACK_ID, read_sequence
 from famicli.formats.validate import Issues
 from famicli.keypoints import JOINT_NAMES
 

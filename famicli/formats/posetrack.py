@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
+from famicli.formats.layout import image_id, sequence_number
 from famicli.formats.validate import Issues
-
 from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, POSEVAL_JOINTS
 
 # For each scored joint (poseval's order), its column in the 17-keypoint arrays.
@@ -42,62 +42,6 @@ MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
 MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
 # images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
 _FRAME_NAME = re.compile(r"(?:^|/)((\d+)_(?:mpii|bonn|mpiinew)(?:_[^/]*)?)/(\d+)(?:\.[^/]*)?$")
-# NNNNNN_<mpii|bonn|mpiinew>[_...]: a PoseTrack sequence name, from which image ids are derived.
-SEQUENCE_NAME = re.compile(r"^(\d{6})_(mpii|bonn|mpiinew)(_.*)?$")
-IMAGE_ID_BASE = 10_000_000_000  # PoseTrack18 image ids: IMAGE_ID_BASE + sequence * 10000 + frame
-
-
-def image_id(sequence_number: int, frame: int) -> int:
-    """The PoseTrack18 image id of a frame: 10000000000 + sequence * 10000 + frame index."""
-    return IMAGE_ID_BASE + sequence_number * 10_000 + frame
-
-
-def sequence_number(name: str) -> int | None:
-    """The sequence number of a PoseTrack sequence name (``000342_mpii_test`` -> 342), else None."""
-    m = SEQUENCE_NAME.match(name)
-    return int(m.group(1)) if m else None
-
-
-def frame_number(name: str) -> int:
-    """The frame number of a frame file name (``images/val/x/000012.jpg`` -> 12), or -1 if not numeric."""
-    stem = Path(str(name)).stem
-    return int(stem) if stem.isdigit() else -1
-
-
-def annotations_folder(root: str | Path) -> Path:
-    """``root/annotations``, checked.
-
-    Raises:
-        InputError: no such folder, or no ``annotations`` folder in it.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
-    ann = root / "annotations"
-    if not ann.is_dir():
-        raise InputError(
-            f"{root}: no annotations folder (expected {ann}/<split>/<sequence>.json, the PoseTrack18 layout)"
-        )
-    return ann
-
-
-def sequence_files(root: str | Path, split: str) -> list[Path]:
-    """The sequence files of ``split``, sorted.
-
-    Raises:
-        InputError: missing folder, no ``annotations`` folder, unknown or empty split.
-    """
-    ann = annotations_folder(root)
-    folder = ann / split
-    if not folder.is_dir():
-        found = sorted(p.name for p in ann.iterdir() if p.is_dir())
-        raise InputError(f"{ann}: split {split!r} not found; available: {', '.join(found) or 'none'}")
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise InputError(f"{folder}: empty split {split!r}: no sequence files (*.json)")
-    return files
-
-
 @dataclass
 class Sequence:
     """One sequence file: frames in file order and one row per person (sorted by frame).

@@ -82,7 +82,7 @@ def video_images(name: str, n_frames: int, split: str = "val") -> list[dict]:
     a PoseTrack-style name (``000342_mpii_test``), else sequence 0; file names are
     ``images/<split>/<name>/<frame:06d>.jpg``.
     """
-    from famicli.formats.posetrack import SEQUENCE_NAME, image_id
+    from famicli.formats.layout import SEQUENCE_NAME, image_id
 
     m = SEQUENCE_NAME.match(name)
     seq = int(m.group(1)) if m else 0

@@ -33,7 +33,7 @@ import numpy as np
 
 from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
 from famicli.data.synthtrack import figure as F
-from famicli.data.posetrack import image_id
+from famicli.formats.layout import image_id
 from famicli.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
