@@ -228,12 +228,26 @@ def load_posetrack(
 
 def _empty_like(gt: Sequence, path: Path) -> Sequence:
     """A prediction file with the GT's frames and nobody in them."""
-    z = lambda *shape: np.zeros(shape)  # noqa: E731
-    return Sequence(gt.name, str(path), list(gt.frame_names), gt.labeled.copy(),
-                    np.zeros(gt.n_frames, dtype=np.intp), {}, np.zeros(0, dtype=np.intp),
-                    np.zeros(0, dtype=np.int64), z(0, 17, 3), np.zeros((0, 17), dtype=bool),
-                    z(0, 17), np.zeros(0, dtype=bool), z(0, 4), z(0, 4), z(0),
-                    np.zeros(0, dtype=np.intp), gt.file_format)  # fmt: skip
+    return Sequence(
+        name=gt.name,
+        path=str(path),
+        frame_names=list(gt.frame_names),
+        image_ids=list(gt.image_ids),
+        labeled=gt.labeled.copy(),
+        n_rects=np.zeros(gt.n_frames, dtype=np.intp),
+        ignore={},
+        frame=np.zeros(0, dtype=np.intp),
+        track=np.zeros(0, dtype=np.int64),
+        kp=np.zeros((0, 17, 3)),
+        present=np.zeros((0, 17), dtype=bool),
+        scores=np.zeros((0, 17)),
+        has_scores=np.zeros(0, dtype=bool),
+        head=np.zeros((0, 4)),
+        bbox=np.zeros((0, 4)),
+        person_score=np.zeros(0),
+        ann_index=np.zeros(0, dtype=np.intp),
+        file_format=gt.file_format,
+    )
 
 
 def _by_joint(values: np.ndarray) -> dict[str, float]:
