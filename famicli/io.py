@@ -1,4 +1,4 @@
-"""Atomic file writes and the provenance record every run leaves behind."""
+"""JSON reading, atomic file writes and the provenance record every run leaves behind."""
 
 from __future__ import annotations
 
@@ -12,6 +12,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from famicli import __version__
+
+
+try:  # orjson parses several times faster than json; it is optional
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None
+
+
+def loads(raw: bytes | str):
+    """Parse a JSON document with orjson when it is installed, else with json.
+
+    A document orjson refuses (invalid JSON, NaN or Infinity tokens, invalid UTF-8) is parsed again by
+    ``json``, so what is accepted and every error (``json.JSONDecodeError``, ``UnicodeDecodeError``) are
+    json's. One difference remains: orjson reads an integer beyond 64 bits as a float.
+    """
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
+from famicli.io import loads
 from famicli.formats.layout import image_id, sequence_number
 from famicli.formats.validate import Issues
 from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, POSEVAL_JOINTS
@@ -68,7 +69,7 @@ class Sequence:
     ann_index: np.ndarray  # (N,) int: position of the person in the file, for messages
     file_format: str = "posetrack18"  # or "posetrack17"
     sha256: str = ""  # of the file's bytes
-    images: list[dict] | None = None  # PoseTrack18: the file's ``images`` entries (kept frames, file order)
+    images: list[dict] | None = None  # PoseTrack18, role "data": the file's ``images`` (kept frames, file order)
 
     @property
     def n_frames(self) -> int:
@@ -101,7 +102,7 @@ def read_sequence(path: Path, role: str, issues: Issues) -> Sequence:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -179,7 +180,8 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     if len(keep) != len(names):
         issues.warn(
             f"{path}: images: {len(names) - len(keep)} images from another video folder "
-            f"than {os.path.dirname(names[0])} are ignored, as poseval ignores them"
+            f"than {os.path.dirname(names[0])} are ignored, as poseval ignores them",
+            kind="other_video",
         )
     images = [images[i] for i in keep]
     names = [names[i] for i in keep]
@@ -191,43 +193,43 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
         if iid in id2frame:
             raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {iid!r}")
         id2frame[iid] = i
-    frames, kps, tracks, scores, heads, boxes, pscores, index = [], [], [], [], [], [], [], []
-    orphans = 0
-    for k, ann in enumerate(anns):
-        fi = id2frame.get(ann.get("image_id")) if isinstance(ann, dict) else None
-        if fi is None:
-            orphans += 1
-            continue
-        where = f"{path}: frame {names[fi]}: annotation {k}"
-        kp = ann.get("keypoints")
-        if not isinstance(kp, list) or len(kp) != 3 * n_kp:
-            got = len(kp) if isinstance(kp, list) else type(kp).__name__
-            raise InputError(f"{where}: keypoints: {got} values, expected {3 * n_kp} "
-                             f"({n_kp} keypoints × [x, y, v])")  # fmt: skip
-        tid = ann.get("track_id")
-        if isinstance(tid, bool) or not isinstance(tid, int):
-            raise InputError(f"{where}: track_id: {tid!r} is not an integer")
-        sc = ann.get("scores")
-        if sc and (not isinstance(sc, list) or len(sc) != n_kp):
-            got = len(sc) if isinstance(sc, list) else type(sc).__name__
-            raise InputError(f"{where}: scores: {got} values, expected {n_kp}")
-        hb = ann.get("bbox_head")
-        if role == "gt" and (not isinstance(hb, list) or len(hb) != 4):
-            raise InputError(f"{where}: bbox_head: missing or not [x, y, w, h] (the head size "
-                             "normalizes every distance)")  # fmt: skip
-        bb = ann.get("bbox")
-        frames.append(fi)
-        kps.append(kp)
-        tracks.append(tid)
-        scores.append(sc if sc else None)
-        heads.append(hb if isinstance(hb, list) and len(hb) == 4 else None)
-        boxes.append(bb if isinstance(bb, list) and len(bb) == 4 else None)
-        ps = ann.get("score")
-        pscores.append(ps if isinstance(ps, (int, float)) and not isinstance(ps, bool) else None)
-        index.append(k)
+    # One pass per field (list comprehensions), then each rule checked over the whole column; a failed
+    # rule names the first annotation that breaks it.
+    frame_of = [id2frame.get(a.get("image_id")) if type(a) is dict else None for a in anns]
+    index = [k for k, fi in enumerate(frame_of) if fi is not None]
+    orphans = len(anns) - len(index)
     if orphans:
         issues.warn(f"{path}: annotations: {orphans} annotations name an image_id that is not in "
-                    "images; ignored, as poseval ignores them")  # fmt: skip
+                    "images; ignored, as poseval ignores them", kind="orphans")  # fmt: skip
+        anns = [anns[k] for k in index]
+    frames = [frame_of[k] for k in index] if orphans else frame_of
+
+    def where(j: int) -> str:
+        return f"{path}: frame {names[frames[j]]}: annotation {index[j]}"
+
+    kps = [a.get("keypoints") for a in anns]
+    for j, kp in enumerate(kps):
+        if type(kp) is not list or len(kp) != 3 * n_kp:
+            got = len(kp) if isinstance(kp, list) else type(kp).__name__
+            raise InputError(f"{where(j)}: keypoints: {got} values, expected {3 * n_kp} "
+                             f"({n_kp} keypoints × [x, y, v])")  # fmt: skip
+    tracks = [a.get("track_id") for a in anns]
+    for j, tid in enumerate(tracks):
+        if type(tid) is not int and (isinstance(tid, bool) or not isinstance(tid, int)):
+            raise InputError(f"{where(j)}: track_id: {tid!r} is not an integer")
+    scores = [a.get("scores") or None for a in anns]
+    for j, sc in enumerate(scores):
+        if sc is not None and (type(sc) is not list or len(sc) != n_kp):
+            got = len(sc) if isinstance(sc, list) else type(sc).__name__
+            raise InputError(f"{where(j)}: scores: {got} values, expected {n_kp}")
+    heads = [_box_or_none(a.get("bbox_head")) for a in anns]
+    if role == "gt" and None in heads:
+        raise InputError(f"{where(heads.index(None))}: bbox_head: missing or not [x, y, w, h] (the head size "
+                         "normalizes every distance)")  # fmt: skip
+    boxes = [_box_or_none(a.get("bbox")) for a in anns]
+    pscores = [a.get("score") for a in anns]
+    pscores = [ps if type(ps) is float or (isinstance(ps, (int, float)) and not isinstance(ps, bool)) else None
+               for ps in pscores]  # fmt: skip
     n = len(frames)
     flat = _floats(kps, n * 3 * n_kp, path, "keypoints", names, frames, index)
     kp_file = flat.reshape(n, n_kp, 3)
@@ -262,7 +264,7 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     seq = _sequence(path, names, labeled | (n_rects > 0), n_rects, ignore, frames, tracks,
                     kp17, present, sc17, has_scores, head, bbox, pscores, index)  # fmt: skip
     seq.image_ids = [img["id"] for img in images]
-    seq.images = images
+    seq.images = images if role == "data" else None  # kept to write predictions in the same format
     return seq
 
 
@@ -277,6 +279,11 @@ def _floats(rows, count, path, field_name, names, frames, index) -> np.ndarray:
                     raise InputError(f"{path}: frame {names[fi]}: annotation {k}: {field_name}: "
                                      f"value {j} is {v!r}, not a number") from None  # fmt: skip
         raise
+
+
+def _box_or_none(value):
+    """A ``[x, y, w, h]`` list as given, or None."""
+    return value if type(value) is list and len(value) == 4 else None
 
 
 def _boxes(rows, n, path, field_name, names, frames, index) -> np.ndarray:

@@ -27,25 +27,63 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+# What a summary line says about several warnings of one kind (one warning is shown as it is).
+WARNING_KINDS = {
+    "persons_without_keypoints": "sequence files have persons without any keypoint (kept, as poseval keeps them)",
+    "missing_scores": "prediction files have persons without keypoint scores (poseval then uses -9999)",
+    "zero_head": "GT files have persons with a zero-size head box (no prediction can match them, as in poseval)",
+    "frame_names": "prediction files name frames differently from their GT (matched by position, as in poseval)",
+    "orphans": "files have annotations whose image_id is not in images (ignored, as in poseval)",
+    "other_video": "files list images of another video folder (ignored, as in poseval)",
+    "no_strict": "errors were accepted with --no-strict",
+}
+
+
 @dataclass
 class Issues:
-    """Problems found so far; ``strict`` decides whether downgradable errors refuse the input."""
+    """Problems found so far; ``strict`` decides whether downgradable errors refuse the input.
+
+    Warnings carry a kind (a key of :data:`WARNING_KINDS`, or ``other``): :meth:`summary_lines` turns
+    many warnings of one kind into one line, so that a PoseTrack-sized input does not flood the terminal.
+    """
 
     strict: bool = True
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    log: bool = True  # log each new warning as it comes (False: the caller logs the summary)
+    kinds: list[str] = field(default_factory=list)  # the kind of each warning
 
     def error(self, message: str, downgrade: str | None = None) -> None:
         """Record an error; with ``downgrade`` (what happens instead), a warning if not strict."""
         if downgrade is not None and not self.strict:
-            self.warn(f"{message} ({downgrade}; --no-strict)")
+            self.warn(f"{message} ({downgrade}; --no-strict)", kind="no_strict")
         else:
             self.errors.append(message)
 
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, kind: str = "other") -> None:
         if message not in self.warnings:
             self.warnings.append(message)
-            log.warning(message)
+            self.kinds.append(kind)
+            if self.log:
+                log.warning(message)
+
+    def extend(self, other: Issues) -> None:
+        """Add ``other``'s errors and warnings (e.g. from a worker process), in order."""
+        self.errors.extend(other.errors)
+        for message, kind in zip(other.warnings, other.kinds, strict=True):
+            self.warn(message, kind)
+
+    def summary_lines(self) -> list[str]:
+        """At most one line per kind of warning, in order of first appearance: the warning itself when
+        it is alone, else the count, what they have in common and the first one."""
+        lines = []
+        for kind in dict.fromkeys(self.kinds):
+            found = [m for m, k in zip(self.warnings, self.kinds, strict=True) if k == kind]
+            if len(found) == 1 or kind not in WARNING_KINDS:
+                lines += found if kind not in WARNING_KINDS else [found[0]]
+            else:
+                lines.append(f"{len(found)} {WARNING_KINDS[kind]}; first: {found[0]}")
+        return lines
 
     def raise_errors(self) -> None:
         """Refuse the input with the first error, if any."""
@@ -111,7 +149,7 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
         if zero.any():
             row = int(np.flatnonzero(zero)[0])
             issues.warn(f"{where(row)}: bbox_head: zero size (track_id {seq.track[row]}); no "
-                        "prediction can match this person, as in poseval")  # fmt: skip
+                        "prediction can match this person, as in poseval", kind="zero_head")  # fmt: skip
     big = seq.track >= MAX_TRACK_ID
     if big.any():
         row = int(np.flatnonzero(big)[0])
@@ -134,12 +172,13 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
     if role == "pred" and len(seq.track) and not seq.has_scores.all():
         row = int(np.flatnonzero(~seq.has_scores)[0])
         issues.warn(f"{where(row)}: scores: missing for {int((~seq.has_scores).sum())} persons; "
-                    "poseval then uses score -9999 for their keypoints")  # fmt: skip
+                    "poseval then uses score -9999 for their keypoints", kind="missing_scores")  # fmt: skip
     empty = ~seq.present[:, JOINT_COLUMNS].any(1)
     if empty.any():
         row = int(np.flatnonzero(empty)[0])
         issues.warn(f"{where(row)}: keypoints: {int(empty.sum())} {role} persons have no "
-                    "keypoint; kept as poseval keeps them (the frame counts as having persons)")
+                    "keypoint; kept as poseval keeps them (the frame counts as having persons)",
+                    kind="persons_without_keypoints")
 
 
 def check_pair(gt: Sequence, pred: Sequence, issues: Issues) -> None:
@@ -153,7 +192,7 @@ def check_pair(gt: Sequence, pred: Sequence, issues: Issues) -> None:
         i = differ[0]
         issues.warn(f"{pred.path}: frame {pred.frame_names[i]}: file_name: differs from the GT "
                     f"frame {gt.frame_names[i]} at the same position ({len(differ)} frames); "
-                    "frames are matched by position, as in poseval")  # fmt: skip
+                    "frames are matched by position, as in poseval", kind="frame_names")  # fmt: skip
 
 
 def check_tracking(gt: Sequence, kept_frames: int, issues: Issues) -> None:

@@ -111,7 +111,7 @@ def _apply_ignore(p: Persons, ignore: dict[int, list[np.ndarray]]) -> Persons:
 
     keep = np.ones(len(p.frame), dtype=bool)
     for f, polys in ignore.items():
-        rows = np.flatnonzero(p.frame == f)
+        rows = np.arange(*np.searchsorted(p.frame, [f, f + 1]))  # persons are sorted by frame
         if not len(rows):
             continue
         inside = np.zeros((len(rows), N_JOINTS), dtype=bool)
@@ -140,14 +140,33 @@ def _offsets(frame: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return start, count
 
 
+PAIR_BLOCK = 1 << 15  # (prediction, GT) pairs matched at once: the temporaries stay in the CPU caches
+
+
 def match_frames(fr: Frames) -> Matching:
-    """poseval's ``assignGTmulti`` for all frames at once."""
+    """poseval's ``assignGTmulti`` for all frames at once (in blocks of whole frames)."""
     gt, pr = fr.gt, fr.pred
     g_start, g_cnt = _offsets(gt.frame, fr.n)
     p_start, p_cnt = _offsets(pr.frame, fr.n)
     sizes = g_cnt * p_cnt
-    f = np.repeat(np.arange(fr.n), sizes)
-    k = np.arange(len(f)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    ends = np.cumsum(sizes)
+    label = np.zeros(pr.present.shape, dtype=bool)
+    parts, f0 = [], 0
+    while f0 < fr.n:
+        # whole frames up to PAIR_BLOCK pairs (at least one frame)
+        f1 = max(f0 + 1, int(np.searchsorted(ends, (ends[f0 - 1] if f0 else 0) + PAIR_BLOCK, side="right")))
+        parts.append(_match_block(fr, f0, min(f1, fr.n), g_start, g_cnt, p_start, p_cnt, sizes, label))
+        f0 = f1
+    p_row, g_row, dist, match = (np.concatenate([part[i] for part in parts]) for i in range(4))
+    return Matching(p_row, g_row, dist, match, label)
+
+
+def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, p_cnt, sizes, label: np.ndarray):
+    """Pairs of frames f0..f1-1: (p_row, g_row, dist (P, 15), match (P, 15)); sets ``label`` rows."""
+    gt, pr = fr.gt, fr.pred
+    block = sizes[f0:f1]
+    f = np.repeat(np.arange(f0, f1), block)
+    k = np.arange(len(f)) - np.repeat(np.cumsum(block) - block, block)
     pg = g_cnt[f]
     p_row = p_start[f] + k // np.maximum(pg, 1)  # pairs ordered by (frame, prediction, GT)
     g_row = g_start[f] + k % np.maximum(pg, 1)
@@ -160,7 +179,6 @@ def match_frames(fr: Frames) -> Matching:
     n_gt_joints = gt.present.sum(1)[g_row]
     pck = match.sum(1).astype(float)
     pck = np.where(n_gt_joints > 0, pck / np.maximum(n_gt_joints, 1), pck)
-    label = np.zeros(pr.present.shape, dtype=bool)
     if len(f):
         # each prediction keeps its best GT (first maximum) ...
         seg = np.flatnonzero(np.r_[True, p_row[1:] != p_row[:-1]])
@@ -174,7 +192,7 @@ def match_frames(fr: Frames) -> Matching:
         win = by_gt[_first_max(pck2[by_gt], seg_g)]
         win = win[pck2[win] > 0]
         label[p_row[win]] = match[win]
-    return Matching(p_row, g_row, dist, match, label)
+    return p_row, g_row, dist, match
 
 
 def _first_max(values: np.ndarray, seg_starts: np.ndarray) -> np.ndarray:

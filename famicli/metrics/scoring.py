@@ -6,7 +6,8 @@
 
 PoseTrack datasets get poseval's AP and MOT tables (and COCO OKS AP on PoseTrack18 files);
 ``dataset="jhmdb"`` gets Sub-JHMDB PCK. Bad input raises :class:`famicli.errors.InputError`
-before anything is scored; warnings are logged and kept in ``result.warnings``.
+before anything is scored; warnings are kept in ``result.warnings`` and logged at the end, at most
+one line per kind (:meth:`famicli.formats.validate.Issues.summary_lines`).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def evaluate(
     timings = {}
     t0 = time.perf_counter()
     note("reading files")
-    issues = Issues(strict=strict)
+    issues = Issues(strict=strict, log=False)  # logged once at the end, summarized by kind
     gts, preds = load_posetrack(gt, pred, issues, order)
     timings["read_s"] = time.perf_counter() - t0
     note("matching and AP")
@@ -168,6 +169,8 @@ def evaluate(
         result.coco = coco_keypoint_ap(gts, preds)
         timings["coco_s"] = time.perf_counter() - t3
     result.warnings = list(issues.warnings)
+    for line in issues.summary_lines():
+        log.warning(line)
     result.provenance = _provenance(dataset, gt, pred, gts, preds, frames, tracker, strict)
     result.provenance["timings"] = {k: round(v, 4) for k, v in timings.items()}
     return result
@@ -205,25 +208,55 @@ def load_posetrack(
     """Read and validate every GT file and its prediction file; refuse on the first error."""
     gt_files = list_sequences(gt, order)
     pred_files = check_files(gt_files, pred, issues)
+    jobs = [(g, p, pred / g.name, issues.strict) for g, p in zip(gt_files, pred_files, strict=True)]
     gts, preds = [], []
-    for gt_file, pred_file in zip(gt_files, pred_files):
-        g = read_sequence(gt_file, "gt", issues)
-        check_sequence(g, "gt", issues)
-        if pred_file is None:
-            p = _empty_like(g, pred / gt_file.name)
-        else:
-            p = read_sequence(pred_file, "pred", issues)
-            check_sequence(p, "pred", issues)
-            check_pair(g, p, issues)
-        kept = pt.scored_frames(g)
-        check_tracking(g, len(kept), issues)
-        check_polygons(g, kept, issues)
+    for g, p, found in _map(_read_pair, jobs):
+        issues.extend(found)
         gts.append(g)
         preds.append(p)
     issues.raise_errors()
     if not any(len(g.track) for g in gts):
         raise InputError(f"{gt}: annotations: no GT file has an annotated person; nothing to score")
     return gts, preds
+
+
+PARALLEL_MIN_FILES = 16  # from this many sequences on, files are read in parallel processes
+
+
+def _read_pair(job: tuple) -> tuple[Sequence, Sequence, Issues]:
+    """Read and check one GT file and its prediction file (None: missing, scored as empty)."""
+    gt_file, pred_file, missing_path, strict = job
+    issues = Issues(strict=strict, log=False)
+    g = read_sequence(gt_file, "gt", issues)
+    check_sequence(g, "gt", issues)
+    if pred_file is None:
+        p = _empty_like(g, missing_path)
+    else:
+        p = read_sequence(pred_file, "pred", issues)
+        check_sequence(p, "pred", issues)
+        check_pair(g, p, issues)
+    kept = pt.scored_frames(g)
+    check_tracking(g, len(kept), issues)
+    check_polygons(g, kept, issues)
+    return g, p, issues
+
+
+def _map(fn: Callable, jobs: list) -> list:
+    """``[fn(job) for job in jobs]``, in processes when there are many jobs and several CPUs.
+
+    Results come back in the jobs' order; an exception raised by ``fn`` is raised here, the first
+    in job order (the same one the sequential loop would raise).
+    """
+    import multiprocessing
+
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_MIN_FILES or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(job) for job in jobs]
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, jobs, chunksize=chunk))
 
 
 def _empty_like(gt: Sequence, path: Path) -> Sequence:
