@@ -312,7 +312,8 @@ def tracker_input(fr: Frames, m: Matching, n_seqs: int) -> TrackerInput:
 
 
 def _sorted(step, ids, row):
-    o = np.lexsort((row, step))
+    """The three arrays in (step, row) order."""
+    o = np.argsort(step * (int(row.max(initial=0)) + 1) + row, kind="stable")  # = np.lexsort((row, step))
     return step[o], ids[o], row[o]
 
 

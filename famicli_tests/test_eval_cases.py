@@ -1,0 +1,78 @@
+"""Every case of shared/poseval_cases (scored by the official poseval in sorted order) reproduced to 1e-6."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+import famicli
+from famicli.cli.app import app
+from famicli.errors import InputError
+from famicli.keypoints import POSEVAL_JOINTS
+from famicli_tests.conftest import shared_path
+
+CASES = ["basic_jitter", "occlusion_ignore", "tracking_errors", "sparse_labels", "scores_formats"]
+# expected.json ap/mot key -> famipose per-joint key
+AP_KEYS = {"ap": "ap_per_joint", "precision": "precision_per_joint", "recall": "recall_per_joint"}
+MOT_KEYS = {"mota": "mota_per_joint", "motp": "motp_per_joint", "precision": "mot_precision_per_joint",
+            "recall": "mot_recall_per_joint"}  # fmt: skip
+runner = CliRunner()
+
+
+def _close(got, want) -> bool:
+    if want is None:
+        return got is None or math.isnan(got)
+    return got is not None and abs(got - want) <= 1e-6
+
+
+def assert_matches(report: dict, expected: dict, mot: bool = True) -> None:
+    groups = [("ap", AP_KEYS)] + ([("mot", MOT_KEYS)] if mot else [])
+    for part, keys in groups:
+        for exp_key, key in keys.items():
+            for name in [*POSEVAL_JOINTS, "total"]:
+                want = expected[part][exp_key][name]
+                assert _close(report[key][name], want), (key, name, report[key][name], want)
+    for col, want in expected["ap"]["table"].items():
+        assert _close(report["ap"][col], want), ("ap", col)
+    if mot:
+        table = expected["mot"]["table"]
+        for col in ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total"):
+            assert _close(report["mota"][col], table[col]), ("mota", col)
+        for col in ("MOTP", "Prec", "Rec"):
+            assert _close(report["mot_totals"][col], table[col]), col
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_case_reproduced(case):
+    folder = shared_path("poseval_cases", case)
+    expected = json.loads((folder / "expected.json").read_text())
+    assert expected["status"] == "ok"
+    report = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted",
+                              coco=False).to_dict()  # fmt: skip
+    assert_matches(report, expected)
+
+
+@pytest.mark.parametrize("case", ["basic_jitter", "scores_formats"])
+def test_cli_reproduces_the_case(case):
+    folder = shared_path("poseval_cases", case)
+    expected = json.loads((folder / "expected.json").read_text())
+    result = runner.invoke(app, ["eval", "--dataset", "posetrack18", "--gt", str(folder / "gt"), "--pred",
+                                 str(folder / "pred"), "--order", "sorted", "--json", "--no-coco"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert_matches(json.loads(result.stdout), expected)
+
+
+def test_single_labeled_sequence_is_refused_and_its_ap_kept_with_no_strict():
+    """poseval computes AP, then crashes in tracking: famipose refuses by default, with the reason,
+    and with --no-strict scores AP (equal to poseval's) and leaves that sequence out of MOT."""
+    folder = shared_path("poseval_cases", "error_single_labeled")
+    expected = json.loads((folder / "expected.json").read_text())
+    assert expected["error"]["stage"] == "tracking"
+    with pytest.raises(InputError, match="only one frame has annotated persons; the official tool fails"):
+        famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False)
+    report = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False,
+                              strict=False).to_dict()  # fmt: skip
+    assert_matches(report, expected, mot=False)
