@@ -1,164 +1,91 @@
-"""How fast is ``famicli.evaluate`` on a PoseTrack18-val-sized case? (not a test)
+"""How fast is ``famipose eval`` at PoseTrack scale, end to end? (not a test)
 
-Builds 170 sequences × 40 labeled frames (~19k GT persons; predictions with keypoint noise,
-gross errors, missed persons, false positives and track-id swaps; a few ignore regions), writes
-them as PoseTrack18 JSON in a temporary folder, then times ``famicli.evaluate`` (AP + MOT, then
-with COCO AP) and reports peak memory. The baseline, run in the same process, is the same
-evaluation with ``tracker="motmetrics"`` (poseval's accumulators, fed frame by frame) on the
-full case, or on the first ``--baseline-seqs`` sequences extrapolated linearly (it says which).
+Generates the PoseTrack18-val-sized speed case of ``shared/poseval_cases/make_cases.py --set large``
+(170 sequences, about 16,000 frames, 75,000 GT and 158,000 predicted persons, 150 MB of JSON) if it
+is missing, then runs ``famipose eval --dataset posetrack18 --gt … --pred … --json`` with default
+options (COCO AP included) in a fresh process, ``--repeat`` times. It prints each run's stage times
+(from the report's ``provenance.timings``), the wall time of the whole process, its peak RSS, and
+the scores, so a run can be compared with a previous one. The reference is the official poseval:
+207 s and 2.9 GB on a case of this size on a 2-core machine (``shared/poseval_cases/README.md``);
+the ratio printed is against that figure.
 
-    python benchmarks/eval_speed.py [--seqs 170] [--frames 40] [--baseline-seqs N]
+    python benchmarks/eval_speed.py [--case DIR] [--shared ../shared] [--repeat 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
-import shutil
-import tempfile
+import subprocess
+import sys
 import time
-import tracemalloc
 from pathlib import Path
 
-import numpy as np
-
-NAMES = ["nose", "head_bottom", "head_top", "left_ear", "right_ear", "left_shoulder",
-         "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
-         "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]  # fmt: skip
-# a standing person, offsets in units of head size (x right, y down)
-POSE = np.array([[0, 0.2], [0, 0.9], [0, -0.8], [0.3, 0.1], [-0.3, 0.1], [0.9, 1.3],
-                 [-0.9, 1.3], [1.1, 2.6], [-1.1, 2.6], [1.2, 3.8], [-1.2, 3.8], [0.6, 4.0],
-                 [-0.6, 4.0], [0.6, 5.8], [-0.6, 5.8], [0.6, 7.6], [-0.6, 7.6]])  # fmt: skip
+POSEVAL_SECONDS = 207.0  # the official poseval on this case's size, 2-core machine (shared README)
+POSEVAL_RSS_GB = 2.9
+SCORES = ("ap", "precision_per_joint", "recall_per_joint", "mota", "motp_per_joint",
+          "mot_precision_per_joint", "mot_recall_per_joint", "mot_totals", "coco")  # fmt: skip
 
 
-def make_case(root: Path, n_seqs: int, n_frames: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write ``root/gt`` and ``root/pred`` and return them."""
-    rng = np.random.default_rng(seed)
-    gt_dir, pred_dir = root / "gt", root / "pred"
-    gt_dir.mkdir(parents=True)
-    pred_dir.mkdir(parents=True)
-    for s in range(n_seqs):
-        name = f"{10000 + s:06d}_mpii_test"
-        images = [{"id": 10000000000 + (10000 + s) * 10000 + f, "file_name":
-                   f"images/val/{name}/{f:06d}.jpg", "frame_id": f, "is_labeled": True,
-                   "nframes": n_frames, "vid_id": name[:6]} for f in range(n_frames)]  # fmt: skip
-        for img in images:
-            if rng.random() < 0.05:
-                x0, y0 = rng.uniform(0, 1000, 2)
-                img["ignore_regions_x"] = [[x0, x0 + 150, x0 + 150, x0]]
-                img["ignore_regions_y"] = [[y0, y0, y0 + 200, y0 + 200]]
-        n_people = int(rng.integers(2, 4)) + (rng.random() < 0.45)
-        start = rng.uniform([100, 100], [1100, 300], (n_people, 2))
-        vel = rng.normal(0, 4, (n_people, 2))
-        size = rng.uniform(25, 60, n_people)
-        swap_at = int(rng.integers(5, n_frames)) if rng.random() < 0.5 else n_frames
-        gts, preds = [], []
-        for f, img in enumerate(images):
-            ids = np.arange(n_people) + 100
-            if f >= swap_at and n_people > 1:
-                ids[[0, 1]] = ids[[1, 0]]  # the tracker swaps two identities
-            for p in range(n_people):
-                if rng.random() < 0.05:
-                    continue  # person not annotated in this frame
-                centre = start[p] + vel[p] * f
-                kp = centre + POSE * size[p] + rng.normal(0, 2, (17, 2))
-                vis = rng.random(17) > 0.08
-                vis[3:5] = False  # ears are never annotated
-                gk = np.c_[kp, np.ones(17)] * vis[:, None]
-                head = [centre[0] - 0.4 * size[p], centre[1] - 0.9 * size[p], 0.8 * size[p],
-                        1.1 * size[p]]  # fmt: skip
-                gts.append({"image_id": img["id"], "track_id": p, "category_id": 1,
-                            "keypoints": np.round(gk, 2).reshape(-1).tolist(), "bbox_head": head,
-                            "bbox": [*(kp.min(0) - 10), *(kp.max(0) - kp.min(0) + 20)]})
-                if rng.random() < 0.08:
-                    continue  # missed by the detector
-                noise = rng.normal(0, 0.12 * size[p], (17, 2))
-                gross = rng.random(17) < 0.07
-                noise[gross] *= 8
-                preds.append(_pred(img["id"], int(ids[p]), kp + noise, rng))
-            for k in range(rng.poisson(0.4)):  # false positives
-                centre = rng.uniform([0, 0], [1280, 500])
-                preds.append(_pred(img["id"], 500 + k,
-                                   centre + POSE * rng.uniform(20, 60), rng))
-        cats = [{"id": 1, "name": "person", "keypoints": NAMES}]
-        (gt_dir / f"{name}.json").write_text(json.dumps(
-            {"images": images, "annotations": gts, "categories": cats}))
-        (pred_dir / f"{name}.json").write_text(json.dumps(
-            {"images": images, "annotations": preds, "categories": cats}))
-    return gt_dir, pred_dir
+def ensure_case(case: Path, shared: Path) -> Path:
+    """``case/large/{gt,pred}``, generated with the shared generator when missing."""
+    folder = case / "large"
+    if not (folder / "gt").is_dir():
+        script = shared / "poseval_cases" / "make_cases.py"
+        if not script.is_file():
+            sys.exit(f"{script} not found: pass --shared (the shared/ folder) or --case with a generated case")
+        print(f"generating the large case in {case} (about a minute)", file=sys.stderr)
+        subprocess.run([sys.executable, str(script), "--set", "large", "--out", str(case)], check=True)
+    return folder
 
 
-def _pred(image_id, track_id, kp, rng) -> dict:
-    """A predicted person with 17 keypoints and scores."""
-    return {"image_id": image_id, "track_id": track_id, "category_id": 1,
-            "keypoints": np.c_[np.round(kp, 2), np.ones(17)].reshape(-1).tolist(),
-            "scores": np.round(rng.uniform(0.05, 1.0, 17), 3).tolist()}
-
-
-def _subset(src: Path, dst: Path, n: int) -> Path:
-    dst.mkdir(parents=True)
-    for f in sorted(src.glob("*.json"))[:n]:
-        shutil.copy(f, dst / f.name)
-    return dst
+def run_once(folder: Path) -> dict:
+    """One ``famipose eval`` in a fresh process: its report, wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "famicli", "eval", "--dataset", "posetrack18", "--gt", str(folder / "gt"),
+           "--pred", str(folder / "pred"), "--json"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"famipose eval failed ({proc.returncode}):\n{proc.stderr}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
+    report = json.loads(proc.stdout)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+    return {"wall_s": round(wall, 3), "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
+            "timings": report["provenance"]["timings"], "warning_lines": len(warnings),
+            "warnings_in_json": len(report.get("warnings", [])), "report": report}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seqs", type=int, default=170)
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--baseline-seqs", type=int, default=None, help="default: all")
+    repo = Path(__file__).resolve().parents[1]
+    parser.add_argument("--case", type=Path, default=Path("/tmp/famipose-eval-speed"), help="where the case lives")
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("FAMIPOSE_SHARED", repo.parent / "shared")))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the runs and scores here")
     args = parser.parse_args()
 
-    import famicli
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        gt, pred = make_case(root / "full", args.seqs, args.frames)
-        size_mb = sum(p.stat().st_size for p in root.rglob("*.json")) / 2**20
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            result = famicli.evaluate(gt, pred, coco=False, order="sorted")
-            times.append(time.perf_counter() - t)
-        prov = result.provenance
-        t = time.perf_counter()
-        with_coco = famicli.evaluate(gt, pred, coco=True, order="sorted")
-        t_coco = time.perf_counter() - t
-        tracemalloc.start()
-        famicli.evaluate(gt, pred, coco=False, order="sorted")
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-        n = min(args.baseline_seqs or args.seqs, args.seqs)
-        sub_gt, sub_pred = gt, pred
-        if n < args.seqs:
-            sub_gt = _subset(gt, root / "sub" / "gt", n)
-            sub_pred = _subset(pred, root / "sub" / "pred", n)
-        t = time.perf_counter()
-        base = famicli.evaluate(sub_gt, sub_pred, coco=False, tracker="motmetrics", order="sorted")
-        t_base = time.perf_counter() - t
-        fast_sub = famicli.evaluate(sub_gt, sub_pred, coco=False, order="sorted")
-        same = all(np.allclose(list(base.per_joint[k].values()),
-                               list(fast_sub.per_joint[k].values()), atol=1e-9, equal_nan=True)
-                   for k in base.per_joint)  # fmt: skip
-        t_base_full = t_base * args.seqs / n
-
-    best = min(times)
-    print(f"case: {prov['sequences']} sequences, {prov['frames']} frames, {prov['gt_persons']} GT "
-          f"persons, {prov['pred_persons']} predicted persons, {size_mb:.1f} MiB of JSON")
-    print(f"famicli.evaluate (AP + MOT): best {best:.3f} s of {args.repeat} "
-          f"(runs: {', '.join(f'{x:.3f}' for x in times)}); stages {prov['timings']}")
-    print(f"  with COCO OKS AP too: {t_coco:.3f} s")
-    print(f"  AP total {result.ap['Total']:.2f}, MOTA total {result.mota['Total']:.2f}, "
-          f"COCO AP {with_coco.coco['AP']:.2f}")
-    print(f"peak memory: {peak / 2**20:.1f} MiB traced by tracemalloc in evaluate; process max "
-          f"RSS {maxrss_mb:.0f} MiB")
-    how = "full case" if n == args.seqs else f"{n} sequences, {t_base:.2f} s, extrapolated"
-    print(f"baseline tracker='motmetrics' ({how}): {t_base_full:.1f} s -> famipose is "
-          f"{t_base_full / best:.1f}x faster; same numbers: {same}")
+    folder = ensure_case(args.case, args.shared)
+    runs = []
+    for i in range(args.repeat):
+        run = run_once(folder)
+        runs.append(run)
+        stages = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run["timings"].items())
+        print(f"run {i + 1}: {run['wall_s']:.2f} s end to end ({stages}); peak RSS {run['peak_rss_mb']:.0f} MB; "
+              f"{run['warning_lines']} warning lines ({run['warnings_in_json']} in --json)")  # fmt: skip
+    best = min(r["wall_s"] for r in runs)
+    print(f"best of {len(runs)}: {best:.2f} s = {POSEVAL_SECONDS / best:.0f}x the official poseval "
+          f"({POSEVAL_SECONDS:.0f} s, {POSEVAL_RSS_GB} GB); load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
+    report = runs[-1]["report"]
+    scores = {k: report[k] for k in SCORES if k in report}
+    print(json.dumps({"ap_total": report["ap"]["Total"], "mota_total": report["mota"]["Total"],
+                      "coco_ap": (report.get("coco") or {}).get("AP")}))  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"runs": [{k: v for k, v in r.items() if k != "report"} for r in runs],
+                                         "scores": scores}, indent=1) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
