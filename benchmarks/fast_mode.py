@@ -65,7 +65,7 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
     from famicli.config import DataConfig
     from famicli.data.video import ImageSequence
     from famicli.inference.detect import BoxFile
-    from famicli.inference.predictor import PoseEstimator
+    from famicli.inference.predictor import PoseEstimator, PredictConfig
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
 
@@ -85,10 +85,11 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
         configs[f"{label(chunks[0], None)}, bf16"] = (half, chunks[0], None)
 
     def once(estimator, chunk, shift):
+        fast = {} if chunk is None else {"mode": "fast", "chunk": chunk, "share": "own" if shift is None else "union"}
+        cfg = PredictConfig(batch_size=batch_size, **fast, **({} if shift is None else {"max_shift": shift}))
         t0 = time.perf_counter()
         poses, timings = run(ImageSequence(files, name=ann.stem), boxes.for_video(ann.stem, len(files)), estimator,
-                             GreedyTracker(), batch_size=batch_size, chunk=chunk, max_shift=shift,
-                             share="own" if shift is None else "union")  # fmt: skip
+                             GreedyTracker(), cfg)  # fmt: skip
         return time.perf_counter() - t0, sum(len(p.boxes) for p in poses), timings
 
     for config in configs.values():  # warm-up

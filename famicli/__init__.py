@@ -16,6 +16,7 @@ _API = {
     "evaluate": "famicli.metrics.scoring",
     "profile_model": "famicli.profiling.profiler",
     "predict_video": "famicli.inference.predictor",
+    "PredictConfig": "famicli.inference.predictor",
 }
 
 __all__ = ["__version__", *_API]

@@ -126,8 +126,8 @@ def test_usage_and_input_errors(data, tmp_path, monkeypatch):
     missing = runner.invoke(app, base)  # synthtrack defaults to the bundled weights
     assert missing.exit_code == 1 and "no bundled demo weights" in missing.stderr, missing.output
     assert runner.invoke(app, [*base, "--pred", str(tmp_path), "--weights", str(data["weights"])]).exit_code == 2
-    both = runner.invoke(app, [*base, "--weights", str(data["weights"]), "--boxes", "b.json", "--gt-boxes"])
-    assert both.exit_code == 2
+    gone = runner.invoke(app, [*base, "--weights", str(data["weights"]), "--gt-boxes"])  # GT boxes: the default
+    assert gone.exit_code == 2 and "No such option: --gt-boxes" in gone.output
     missing = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(tmp_path / "none"), "--weights",
                                   str(data["weights"])])  # fmt: skip
     assert missing.exit_code == 1 and missing.stderr.startswith("Error: synthtrack annotations not found at")

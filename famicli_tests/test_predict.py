@@ -4,6 +4,7 @@ eval``, pycocotools and a video decoder; and the Python API ``famicli.predict_vi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -142,9 +143,9 @@ def test_api_full_frame_batched_equals_per_person(clip):
     for f in sorted((clip["root"] / "images" / "val" / clip["seq"]).glob("*.jpg"))[:3]:
         shutil.copy(f, folder / f.name)
     model = famicli.load_model(clip["weights"])
-    kw = dict(model=model, detector="full-frame", device="cpu")
-    batched = famicli.predict_video(folder, batch_size=16, **kw)
-    single = famicli.predict_video(folder, batch_size=1, **kw)
+    cfg = famicli.PredictConfig(detector="full-frame", device="cpu", batch_size=16)
+    batched = famicli.predict_video(folder, None, cfg, model=model)
+    single = famicli.predict_video(folder, None, dataclasses.replace(cfg, batch_size=1), model=model)
     assert len(batched) == 3 and batched.persons == 3 and batched.tracks == 1
     for a, b in zip(batched.frames, single.frames, strict=True):
         assert a.keypoints.shape == (1, 17, 3) and a.backbone.shape == (1, 17, 3)

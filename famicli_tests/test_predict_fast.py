@@ -17,6 +17,7 @@ from famicli.config import DataConfig
 from famicli.data.windows import support_positions
 from famicli.inference.cached import union_box
 from famicli.inference.detect import Detections, FullFrame
+from famicli.inference.predictor import PredictConfig
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
 from famicli_tests.conftest import encode_sequence
@@ -102,6 +103,11 @@ class FeatureEstimator:
         return kp, kp.copy()
 
 
+def fast(**fields) -> PredictConfig:
+    """The options of fast mode (``mode="fast"``) with ``fields`` changed."""
+    return PredictConfig(mode="fast", **fields)
+
+
 class FakeSource:
     """``n`` frames of 8x8 pixels whose value is the frame index."""
 
@@ -117,7 +123,7 @@ class FakeSource:
 @pytest.mark.parametrize("chunk", [1, 3, 8])
 def test_windows_at_chunk_boundaries_and_video_ends(n, chunk):
     est, seen = FeatureEstimator(), []
-    poses, timings = run(FakeSource(n), FullFrame(), est, GreedyTracker(), batch_size=4, chunk=chunk,
+    poses, timings = run(FakeSource(n), FullFrame(), est, GreedyTracker(), fast(batch_size=4, chunk=chunk),
                          on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))))  # fmt: skip
     assert seen == [(t, t) for t in range(n)] and len(poses) == n
     for t, p in enumerate(poses):
@@ -154,7 +160,7 @@ def test_own_boxes_crop_each_frame_once_per_chunk(chunk):
     crop in that frame, or the frame cut with the key frame's box where the track has no box there."""
     n = 8
     est = FeatureEstimator()
-    poses, timings = run(FakeSource(n), LateWalker(), est, GreedyTracker(), chunk=chunk)  # share "own": default
+    poses, timings = run(FakeSource(n), LateWalker(), est, GreedyTracker(), fast(chunk=chunk))  # share "own": default
     assert [p.track_ids.tolist() for p in poses] == [[0]] * 3 + [[0, 1]] * 5
     for t, p in enumerate(poses):
         assert p.keypoints[:, 0, 0].tolist() == [t] * len(p.track_ids)  # the key frame's own crop
@@ -171,12 +177,12 @@ def test_crop_boxes_are_shared_within_max_shift():
     n = 8
     # max_shift 0: nothing moves less than that, every key frame has its own crop box
     est = FeatureEstimator()
-    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=0.0, share="union")
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), fast(chunk=8, max_shift=0.0, share="union"))
     assert sorted(est.crop_boxes) == sorted(list(b) for p in poses for b in p.boxes.tolist())
     assert timings["backbone_crops"] == sum(len({t, *support_positions(t, n)}) for t in range(n)) * 2
     # large max_shift: one box per track and chunk, the union of the track's boxes
     est = FeatureEstimator()
-    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=4, max_shift=1.0, share="union")
+    poses, timings = run(FakeSource(n), Walkers(), est, GreedyTracker(), fast(chunk=4, max_shift=1.0, share="union"))
     assert [p.track_ids.tolist() for p in poses] == [[0, 1]] * n  # tracked on IoU before the poses
     assert est.crop_boxes == [[10, 10, 36, 60], [110, 10, 36, 60], [18, 10, 36, 60], [118, 10, 36, 60]]
     for t, p in enumerate(poses):  # decoded with the chunk's centre
@@ -184,7 +190,7 @@ def test_crop_boxes_are_shared_within_max_shift():
     # 2 px per frame is 0.033 box heights: runs of 4 frames (offset 3 px = 0.05 heights) fit 0.05, not 0.04
     for shift, runs in ((0.05, 2), (0.04, 3)):
         est = FeatureEstimator()
-        run(FakeSource(n), Walkers(), est, GreedyTracker(), chunk=8, max_shift=shift, share="union")
+        run(FakeSource(n), Walkers(), est, GreedyTracker(), fast(chunk=8, max_shift=shift, share="union"))
         assert len(est.crop_boxes) == 2 * runs, shift
     np.testing.assert_allclose(union_box(np.array([[0, 0, 2, 2], [1, -1, 2, 2]])), [0, -1, 3, 3])
 
@@ -222,7 +228,8 @@ def test_still_person_fast_equals_exact(still, tiny):
 
     def poses(chunk):
         box_src = BoxFile(still["boxes"]).for_video("still", len(files))
-        return run(ImageSequence(files), box_src, est, GreedyTracker(), batch_size=3, chunk=chunk)[0]
+        cfg = PredictConfig(batch_size=3) if chunk is None else fast(batch_size=3, chunk=chunk)
+        return run(ImageSequence(files), box_src, est, GreedyTracker(), cfg)[0]
 
     exact = poses(None)
     for chunk in (1, 4, 16):  # chunk boundaries inside and beyond the video
@@ -231,16 +238,16 @@ def test_still_person_fast_equals_exact(still, tiny):
             np.testing.assert_allclose(b.backbone, a.backbone, atol=1e-4)
             assert list(a.track_ids) == list(b.track_ids) == [0]
     # the API with the exact fast path (BatchNorm folded): the same keypoints to float rounding
-    kw = dict(model=tiny, boxes=still["boxes"], device="cpu")
-    ref = famicli.predict_video(still["folder"], **kw)
-    fast = famicli.predict_video(still["folder"], mode="fast", chunk=4, **kw)
-    for a, b in zip(ref.frames, fast.frames, strict=True):
+    ref = famicli.predict_video(still["folder"], None, PredictConfig(boxes=still["boxes"], device="cpu"), model=tiny)
+    quick = famicli.predict_video(still["folder"], None, fast(boxes=still["boxes"], device="cpu", chunk=4), model=tiny)
+    for a, b in zip(ref.frames, quick.frames, strict=True):
         np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
-    assert fast.record["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02,
-                                        "fast_path": True}
+    assert quick.record["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02,
+                                         "fast_path": True}
     assert ref.record["inference"] == {"mode": "exact", "fast_path": False}
     crops = len(range(0, 6)) + len(range(2, 10)) + len(range(6, 11))  # chunks 0-3, 4-7, 8-10 and their margins
-    assert fast.record["options"]["mode"] == "fast" and fast.record["timings"]["backbone_crops"] == crops
+    assert quick.record["options"]["mode"] == "fast" and quick.record["timings"]["backbone_crops"] == crops
+    assert quick.record["options"]["boxes"] == str(still["boxes"])  # a Path given, recorded as text
 
 
 def test_flip_from_cached_features_equals_flip_of_windows(tiny):
@@ -347,7 +354,7 @@ def test_bad_fast_mode_options(synth, tmp_path):
     assert not (tmp_path / "o").exists()
     ev = ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w", str(synth["weights"]), "--device",
           "cpu"]  # fmt: skip
-    _one_error_line(runner.invoke(app, [*ev, "--mode", "slow"]), "unknown mode 'slow'; choose from: exact, fast")
+    assert runner.invoke(app, [*ev, "--mode", "slow"]).exit_code == 2  # choices are Typer's, as in predict
+    assert runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]).exit_code == 2
     _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")
-    _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]),
-                    "unknown share 'all'; choose from: own, union")  # fmt: skip
+    _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--max-shift", "-1"]), "max_shift -1.0 must be")

@@ -11,6 +11,7 @@ import pytest
 from famicli.config import DataConfig
 from famicli.data.windows import support_positions
 from famicli.inference.detect import Detections, FullFrame
+from famicli.inference.predictor import PredictConfig
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
 
@@ -56,7 +57,7 @@ class FakeSource:
 
 def test_windows_match_training_and_frames_come_in_order():
     est, src, seen = FakeEstimator(), FakeSource(9), []
-    poses, timings = run(src, FullFrame(), est, GreedyTracker(), batch_size=4,
+    poses, timings = run(src, FullFrame(), est, GreedyTracker(), PredictConfig(batch_size=4),
                          on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))))  # fmt: skip
     assert [w[0] for w in est.windows] == list(range(9))
     for key, window in enumerate(est.windows):
@@ -68,7 +69,7 @@ def test_windows_match_training_and_frames_come_in_order():
 
 def test_memory_is_bounded_by_the_window_and_batch():
     est = FakeEstimator()
-    _, timings = run(FakeSource(300), FullFrame(), est, GreedyTracker(), batch_size=8)
+    _, timings = run(FakeSource(300), FullFrame(), est, GreedyTracker(), PredictConfig(batch_size=8))
     # window of 5 frames (t-2 .. t+2) and at most 8 key frames waiting for their batch
     assert timings["frames_buffered_max"] <= 8 + 4
     assert len(est.windows) == 300
@@ -82,7 +83,7 @@ def test_detect_every_n_frames_follows_the_poses():
         return Detections(np.array([[100.0, 100.0, 40.0, 80.0]]), np.array([0.8]))
 
     est = FakeEstimator()
-    poses, _ = run(FakeSource(7), detector, est, GreedyTracker(), batch_size=16, detect_every=3)
+    poses, _ = run(FakeSource(7), detector, est, GreedyTracker(), PredictConfig(detect_every=3))
     assert calls == [0, 3, 6]
     # frame 1's box surrounds frame 0's joints (20 x 40 px around the box centre), grown by 20 %
     np.testing.assert_allclose(poses[1].boxes, [[120 - 12, 140 - 24, 24, 48]])

@@ -229,7 +229,7 @@ def test_cli_corrupt_image_names_the_file(synth, tmp_path, workers):
     for frame in frames:
         frame.write_bytes(b"not a jpeg")
     result = runner.invoke(app, ["train", "--variant", "tiny", "--epochs", "1", "--workers", workers, "--quiet",
-                                 "--root", str(root), "--out", str(tmp_path / "out"), "--batch", "2"])  # fmt: skip
+                                 "--root", str(root), "--out", str(tmp_path / "out"), "--batch-size", "2"])  # fmt: skip
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert "cannot read image (corrupt or not an image" in result.stderr
@@ -239,7 +239,7 @@ def test_cli_corrupt_image_names_the_file(synth, tmp_path, workers):
 
 
 def test_cli_trains_and_prints_json(synth, tmp_path):
-    result = _cli("--root", str(synth), "--out", str(tmp_path / "out"), "--batch", "8", "--no-val", "--json",
+    result = _cli("--root", str(synth), "--out", str(tmp_path / "out"), "--batch-size", "8", "--no-val", "--json",
                   "--lr-steps", "1,5")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["train"]["lr_steps"] == [1, 5]
@@ -254,7 +254,7 @@ def test_torchrun_two_processes_match_one_process(synth, tmp_path):
     """Same global batch (8 = 2 x 4): the loss curves agree up to per-process BatchNorm statistics."""
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
-    common = ["-m", "famicli", "train", "--root", str(synth), "--variant", "tiny", "--epochs", "2", "--batch", "8",
+    common = ["-m", "famicli", "train", "--root", str(synth), "--variant", "tiny", "--epochs", "2", "--batch-size", "8",
               "--workers", "0", "--no-val", "--quiet", "--seed", "5", "--device", "cpu"]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env,

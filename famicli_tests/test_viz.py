@@ -52,7 +52,7 @@ def reference(setup):
 
 def viz(setup, kind: str, *extra: str, out: str | None = None):
     out = out or str(setup / f"{kind}.png")
-    args = ["viz", kind, "--weights", str(setup / "tiny.pt"), "--dataset", str(setup / "synth"), "--seq", SEQ,
+    args = ["viz", kind, "--weights", str(setup / "tiny.pt"), "--root", str(setup / "synth"), "--seq", SEQ,
             "--frame", str(FRAME), "--out", out, *extra]  # fmt: skip
     return runner.invoke(app, args)
 
@@ -202,7 +202,6 @@ def test_video_clip_with_boxes(setup, tmp_path):
     [
         (["--frame", "9"], f"frame 9 is out of range: {SEQ} has 8 frames (0..7)"),
         (["--person", "42"], f"unknown person id 42 in frame {FRAME} of {SEQ}; persons there: "),
-        (["--joint", "left_hand"], f"unknown joint 'left_hand'; choose from: {', '.join(JOINT_NAMES)}"),
         (["--seq", "000009_mpii_test"], "unknown sequence '000009_mpii_test' in "),
         (["--out", "figure.jpg"], "--out figure.jpg: unsupported format '.jpg'; choose from: .png, .svg, .pdf"),
     ],
@@ -216,7 +215,22 @@ def test_bad_input_is_one_error_line(setup, extra, message):
 def test_mi_needs_ground_truth_and_weights_are_required(setup, tmp_path, monkeypatch):
     result = runner.invoke(app, ["viz", "mi", "--weights", str(setup / "tiny.pt"), "--video", "x.mp4"])
     assert result.exit_code == 1
-    assert result.stderr == "Error: viz mi needs ground truth: select the clip with --dataset DIR --seq NAME\n"
+    assert result.stderr == "Error: viz mi needs ground truth: select the clip with --root DIR --seq NAME\n"
     monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (tmp_path,))  # nothing bundled
-    result = runner.invoke(app, ["viz", "heatmaps", "--dataset", str(setup / "synth"), "--seq", SEQ])
+    result = runner.invoke(app, ["viz", "heatmaps", "--root", str(setup / "synth"), "--seq", SEQ])
     assert result.exit_code == 1 and "pass --weights CKPT" in result.stderr
+
+
+def test_dataset_is_a_name_and_choices_are_usage_errors(setup, tmp_path, monkeypatch):
+    """--dataset names the benchmark (its folder: $FAMIPOSE_DATA/<dataset>); --root is the folder."""
+    monkeypatch.setenv("FAMIPOSE_DATA", str(setup))
+    (setup / "synthtrack").symlink_to(setup / "synth", target_is_directory=True)
+    out = tmp_path / "v.png"
+    named = runner.invoke(app, ["viz", "offsets", "--weights", str(setup / "tiny.pt"), "--dataset", "synthtrack",
+                                "--seq", SEQ, "--frame", str(FRAME), "--out", str(out), "--json"])  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.stdout)["clip"]["root"] == str(setup / "synthtrack")
+    folder = runner.invoke(app, ["viz", "offsets", "--dataset", str(setup / "synth"), "--seq", SEQ])
+    assert folder.exit_code == 2 and "Invalid value for '--dataset'" in folder.output  # a folder is --root's
+    joint = viz(setup, "offsets", "--joint", "left_hand")
+    assert joint.exit_code == 2 and "'left_hand' is not one of" in joint.output

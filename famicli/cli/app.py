@@ -7,8 +7,9 @@ into one ``Error: ...`` line on stderr and exit code 1 here, in one place.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
-from typer.core import TyperGroup
 
 from famicli import __version__
 from famicli.cli import data as data_cmd
@@ -18,10 +19,11 @@ from famicli.cli import predict as predict_cmd
 from famicli.cli import profile as profile_cmd
 from famicli.cli import train as train_cmd
 from famicli.cli import viz as viz_cmd
+from famicli.cli.options import Command, Group, flag
 from famicli.errors import FamiposeError
 
 
-class _Group(TyperGroup):
+class _Group(Group):
     """Root command group: reports library errors as one line and exit code 1."""
 
     def invoke(self, ctx):  # noqa: D102 - click API
@@ -52,18 +54,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[bool, flag("--version", callback=_version, is_eager=True,
+                                  help="Print the version and exit.")] = False,
 ) -> None:
     """Train, run, evaluate, profile and inspect FAMI-Pose video pose estimation."""
 
 
-app.command("info")(info_cmd.info)
-app.command("predict")(predict_cmd.predict_command)
-app.command("eval")(eval_cmd.eval_command)
-app.command("profile")(profile_cmd.profile_command)
-app.command("train")(train_cmd.train_command)
+app.command("info", cls=Command)(info_cmd.info)
+app.command("predict", cls=Command)(predict_cmd.predict_command)
+app.command("eval", cls=Command)(eval_cmd.eval_command)
+app.command("profile", cls=Command)(profile_cmd.profile_command)
+app.command("train", cls=Command)(train_cmd.train_command)
 app.add_typer(data_cmd.app, name="data", help="Generate SynthTrack or validate a PoseTrack-format dataset.")
 app.add_typer(viz_cmd.app, name="viz", help="Figures: alignment offsets, MI terms per joint, heatmaps.")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from famicli.cli.common import progress_bar
+from famicli.cli import options as opt
+from famicli.cli.progress import progress_bar
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(cls=opt.Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
 def _size(value: str) -> str:
@@ -19,18 +21,21 @@ def _size(value: str) -> str:
     return value
 
 
-@app.command("synth")
+@app.command("synth", cls=opt.Command)
 def synth_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Destination folder (created; see --overwrite)."),
-    videos: int = typer.Option(20, "--videos", help="Videos in all (train + val)."),
-    frames: int = typer.Option(40, "--frames", help="Frames per video."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives identical files."),
-    size: str = typer.Option("320x240", "--size", callback=_size, help="Frame size WIDTHxHEIGHT."),
-    val_videos: int = typer.Option(None, "--val-videos", help="Videos in the val split (default: a quarter)."),
-    val_every: int = typer.Option(4, "--val-every", help="Val labels every N-th frame (train labels all)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing SynthTrack folder."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    out: Annotated[Path, opt.out("Destination folder: annotations/, images/ and the SynthTrack record (created; "
+                                 "see --overwrite).")],
+    videos: Annotated[int, typer.Option("--videos", help="Videos in all (train + val).")] = 20,
+    frames: Annotated[int, typer.Option("--frames", help="Frames per video.")] = 40,
+    seed: Annotated[int, opt.seed("Random seed: the same seed gives identical files.")] = 0,
+    size: Annotated[str, typer.Option("--size", callback=_size, help="Frame size WIDTHxHEIGHT.")] = "320x240",
+    val_videos: Annotated[int | None, typer.Option("--val-videos", help="Videos in the val split (default: a "
+                                                   "quarter).")] = None,
+    val_every: Annotated[int, typer.Option("--val-every", help="Val labels every N-th frame (train labels "
+                                           "all).")] = 4,
+    overwrite: Annotated[bool, opt.flag("--overwrite", help="Replace an existing SynthTrack folder.")] = False,
+    json_out: Annotated[bool, opt.json_out("Print the summary as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Generate SynthTrack: rendered people in the PoseTrack18 layout, with tracks, occluders, blur."""
     from famicli.data.synthtrack.generate import SynthConfig, generate
@@ -53,13 +58,15 @@ def synth_command(
     _table("SynthTrack", rows)
 
 
-@app.command("check")
+@app.command("check", cls=opt.Command)
 def check_command(
-    root: Path = typer.Option(..., "--root", help="Dataset folder (annotations/<split>/*.json + images)."),
-    split: list[str] = typer.Option(None, "--split", help="Split to check (repeatable; default: all)."),
-    decode: bool = typer.Option(False, "--decode", help="Decode every frame (slow) instead of opening headers."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    root: Annotated[Path, opt.root("Dataset folder (annotations/<split>/*.json + images).")],
+    split: Annotated[list[str] | None, typer.Option("--split", help="Split to check (repeatable; default: "
+                                                    "all).")] = None,
+    decode: Annotated[bool, opt.flag("--decode", help="Decode every frame (slow) instead of opening "
+                                     "headers.")] = False,
+    json_out: Annotated[bool, opt.json_out("Print the summary as one JSON object on stdout.")] = False,
+    quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Validate a PoseTrack-format dataset: layout, frame naming, ids, tracks, images. Exit 1 on errors."""
     from famicli.formats.check import check_dataset

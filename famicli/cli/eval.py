@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from famicli.cli import options as opt
+from famicli.cli.options import Dataset
 
-class Dataset(str, Enum):
-    posetrack18 = "posetrack18"
-    posetrack17 = "posetrack17"
-    jhmdb = "jhmdb"
-    synthtrack = "synthtrack"  # a SynthTrack folder, scored as PoseTrack18
+MODEL = "Model in the loop (with --weights)"  # help panel of the options that run a model
 
 
 class Tracker(str, Enum):
@@ -31,48 +29,41 @@ class Order(str, Enum):
 
 
 def eval_command(
-    dataset: Dataset = typer.Option(Dataset.posetrack18, "--dataset", help="Benchmark and rules."),
-    pred: Path | None = typer.Option(None, "--pred", help="Prediction folder (one JSON per sequence)."),
-    gt: Path | None = typer.Option(
-        None, "--gt", help="GT folder (default: ROOT/annotations/val; ROOT for jhmdb)."
-    ),
-    root: Path | None = typer.Option(
-        None, "--root", help="Dataset root (default: $FAMIPOSE_DATA/DATASET, else ./data/DATASET)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    out: Path | None = typer.Option(None, "--out", help="Also write the JSON result to FILE."),
-    per_sequence: bool = typer.Option(False, "--per-sequence", help="Add AP/MOT per sequence."),
-    strict: bool = typer.Option(
-        True, "--strict/--no-strict", help="Refuse suspicious input (default) or warn and score."
-    ),
-    tracker: Tracker = typer.Option(
-        Tracker.fast, "--tracker", help="MOT accumulators: famipose's (fast) or motmetrics itself."
-    ),
-    order: Order = typer.Option(
-        Order.listdir, "--order", help="Sequence order: poseval's (directory order) or sorted."
-    ),
-    coco: bool = typer.Option(True, "--coco/--no-coco", help="Also compute COCO OKS AP."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    weights: Path | None = typer.Option(None, "--weights", "-w", help="Run this checkpoint on the val "
-                                        "sequences first (instead of --pred); backbone-only and FAMI-Pose rows."),
-    variant: str | None = typer.Option(None, help="With --weights: architecture, for checkpoints without one."),
-    boxes: Path | None = typer.Option(None, "--boxes", help="With --weights: detections JSON for the val sequences."),
-    gt_boxes: bool = typer.Option(False, "--gt-boxes", help="With --weights: ground-truth boxes (the default)."),
-    box_threshold: float | None = typer.Option(None, help="With --boxes: minimum box score (default 0.2)."),
-    device: str = typer.Option("auto", help="With --weights: auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option("fp32", help="With --weights: fp32, or bf16/fp16 autocast (CUDA)."),
-    flip: bool = typer.Option(False, "--flip/--no-flip", help="With --weights: flip test."),
-    batch_size: int = typer.Option(16, help="With --weights: persons per forward pass."),
-    mode: str = typer.Option("exact", "--mode", help="With --weights: exact, or fast (cached features, one crop box "
-                             "per track and chunk; docs/predict.md)."),
-    share: str = typer.Option("own", "--share", help="With --weights --mode fast: own (each frame cut with its own "
-                              "box) or union (one box per track and chunk)."),
-    chunk: int = typer.Option(16, "--chunk", help="With --weights --mode fast: frames processed together."),
-    max_shift: float | None = typer.Option(None, "--max-shift", help="With --weights --mode fast --share union: largest offset "
-                                           "of a shared crop box's centre from a person's own, in box heights "
-                                           "(default 0.02)."),
-    pred_out: Path | None = typer.Option(None, "--pred-out", help="With --weights: keep the prediction files "
-                                         "in DIR/famipose and DIR/backbone."),
+    dataset: Annotated[Dataset, opt.dataset("Benchmark: its rules and default --root.")] = Dataset.posetrack18,
+    pred: Annotated[Path | None, typer.Option("--pred", help="Prediction folder (one JSON per sequence).")] = None,
+    gt: Annotated[Path | None, typer.Option("--gt", help="GT folder (default: ROOT/annotations/val; ROOT for "
+                                            "jhmdb).")] = None,
+    root: Annotated[Path | None, opt.root()] = None,
+    json_out: Annotated[bool, opt.json_out()] = False,
+    out: Annotated[Path | None, opt.out("Also write the JSON result (what --json prints) to this file.")] = None,
+    per_sequence: Annotated[bool, opt.flag("--per-sequence", help="Add AP/MOT per sequence.")] = False,
+    strict: Annotated[bool, opt.flag("--strict/--no-strict", help="Refuse suspicious input (default) or warn and "
+                                     "score.")] = True,
+    tracker: Annotated[Tracker, typer.Option("--tracker", help="MOT accumulators: famipose's (fast) or motmetrics "
+                                             "itself.")] = Tracker.fast,
+    order: Annotated[Order, typer.Option("--order", help="Sequence order: poseval's (directory order) or "
+                                         "sorted.")] = Order.listdir,
+    coco: Annotated[bool, opt.flag("--coco/--no-coco", help="Also compute COCO OKS AP.")] = True,
+    quiet: Annotated[bool, opt.quiet()] = False,
+    weights: Annotated[Path | None, opt.weights("Run this checkpoint on the val sequences first (instead of "
+                                                "--pred): backbone-only and FAMI-Pose rows (default with "
+                                                "--dataset synthtrack: the bundled demo weights).",
+                                                rich_help_panel=MODEL)] = None,
+    variant: Annotated[opt.Variant | None, opt.variant(rich_help_panel=MODEL)] = None,
+    boxes: Annotated[Path | None, opt.boxes("Detections JSON for the val sequences (PoseTrack18 image ids; "
+                                            "default: the ground-truth boxes).", rich_help_panel=MODEL)] = None,
+    box_threshold: Annotated[float | None, opt.box_threshold("With --boxes: minimum box score (default 0.2).",
+                                                             rich_help_panel=MODEL)] = None,
+    device: Annotated[str, opt.device(rich_help_panel=MODEL)] = "auto",
+    dtype: Annotated[opt.Dtype, opt.dtype(rich_help_panel=MODEL)] = opt.Dtype.fp32,
+    flip: Annotated[bool, opt.flip(rich_help_panel=MODEL)] = False,
+    batch_size: Annotated[int, opt.batch_size(rich_help_panel=MODEL)] = 16,
+    mode: Annotated[opt.Mode, opt.mode(rich_help_panel=MODEL)] = opt.Mode.exact,
+    share: Annotated[opt.Share, opt.share(rich_help_panel=MODEL)] = opt.Share.own,
+    chunk: Annotated[int, opt.chunk(rich_help_panel=MODEL)] = 16,
+    max_shift: Annotated[float, opt.max_shift(rich_help_panel=MODEL)] = 0.02,
+    pred_out: Annotated[Path | None, typer.Option("--pred-out", help="Keep the prediction files in "
+                                                  "DIR/famipose and DIR/backbone.", rich_help_panel=MODEL)] = None,
 ) -> None:
     """Score predictions: PoseTrack AP and MOTA (poseval's), COCO OKS AP, or Sub-JHMDB PCK.
 
@@ -89,10 +80,13 @@ def eval_command(
         raise typer.BadParameter("give --pred DIR (score prediction files) or --weights CKPT (run a model first)",
                                  param_hint="'--pred' / '--weights'")  # fmt: skip
     if weights is not None:
-        options = dict(variant=variant, boxes=boxes, gt_boxes=gt_boxes, box_threshold=box_threshold, device=device,
-                       dtype=dtype, flip=flip, batch_size=batch_size, pred_out=pred_out, mode=mode,
-                       chunk=chunk, max_shift=max_shift, share=share)  # fmt: skip
-        return _eval_weights(dataset.value, root, weights, options, json_out, out, quiet)
+        from famicli.inference.predictor import PredictConfig
+
+        cfg = PredictConfig(boxes=boxes, box_threshold=box_threshold, device=device, dtype=dtype.value, flip=flip,
+                            batch_size=batch_size, mode=mode.value, chunk=chunk, max_shift=max_shift,
+                            share=share.value)  # fmt: skip
+        variant_name = None if variant is None else variant.value
+        return _eval_weights(dataset.value, root, weights, cfg, variant_name, pred_out, json_out, out, quiet)
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
     with _warnings_to_stderr(), _progress(quiet) as progress:
@@ -110,9 +104,7 @@ def eval_command(
 def _default_gt(dataset: str, root: Path | None) -> Path:
     from famicli.errors import InputError
 
-    if root is None:
-        base = os.environ.get("FAMIPOSE_DATA")
-        root = Path(base) / dataset if base else Path("data") / dataset
+    root = root if root is not None else opt.default_root(dataset)
     gt = root if dataset == "jhmdb" else root / "annotations" / "val"
     if not gt.is_dir():
         layout = ("<root>/joint_positions/<action>/<video>/joint_positions.mat and "
@@ -226,22 +218,23 @@ def _render(report: dict) -> None:
                   f"frames, {prov['gt_persons']} GT persons", style="dim")  # fmt: skip
 
 
-def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict, json_out: bool, out: Path | None,
-                  quiet: bool) -> None:  # fmt: skip
-    """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose)."""
+def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: str | None, pred_out: Path | None,
+                  json_out: bool, out: Path | None, quiet: bool) -> None:  # fmt: skip
+    """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose);
+    ``cfg``: the :class:`famicli.inference.predictor.PredictConfig` of the options."""
+    import dataclasses
+
     from famicli import load_model
-    from famicli.cli.common import default_root, progress_bar
-    from famicli.errors import ConfigError
+    from famicli.cli.progress import progress_bar
     from famicli.engine.validator import evaluate_model
+    from famicli.errors import ConfigError
     from famicli.runtime import resolve_device
 
-    if options["boxes"] is not None and options["gt_boxes"]:
-        raise typer.BadParameter("--boxes and --gt-boxes exclude each other", param_hint="'--boxes'")
     if dataset == "jhmdb":
         raise ConfigError("--weights runs on PoseTrack-format datasets, not jhmdb; choose from: posetrack18, "
                           "posetrack17, synthtrack")  # fmt: skip
     if root is None:
-        root = default_root(dataset)
+        root = opt.default_root(dataset)
         if dataset == "synthtrack":
             from famicli.data.synthtrack import demo
 
@@ -249,14 +242,10 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
                 typer.echo(f"Generating SynthTrack at {root} ({demo.recipe_text()}), the demo weights' set", err=True)
                 demo.generate_synthtrack(root)
     _default_gt(dataset, root)  # a clear error when the dataset is not there
-    device = resolve_device(options["device"])
-    model = load_model(weights, options["variant"], device)
+    device = resolve_device(cfg.device)
+    model = load_model(weights, variant, device)
     with _warnings_to_stderr(), progress_bar("eval", quiet) as update:
-        result = evaluate_model(model, root, "val", boxes=options["boxes"], box_threshold=options["box_threshold"],
-                                device=device, dtype=options["dtype"], flip=options["flip"],
-                                batch_size=options["batch_size"], pred_dir=options["pred_out"],
-                                mode=options["mode"], chunk=options["chunk"], max_shift=options["max_shift"],
-                                share=options["share"],
+        result = evaluate_model(model, root, cfg, pred_dir=pred_out,
                                 progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
     if result is None:  # a torchrun process other than rank 0
         return
@@ -266,8 +255,9 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, options: dict,
     for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds", "inference"):
         report[key] = result[key]
     report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
-    plain = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
-    report["provenance"]["options"] = {"dataset": dataset, "root": str(root), "weights": str(weights), **plain}
+    report["provenance"]["options"] = {"dataset": dataset, "root": str(root), "weights": str(weights),
+                                       "variant": variant, "pred_out": None if pred_out is None else str(pred_out),
+                                       **dataclasses.asdict(cfg)}  # fmt: skip
     _emit(report, out, json_out, _render_model)
 
 

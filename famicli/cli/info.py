@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
+from famicli.cli import options as opt
 
-def info(
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-) -> None:
+
+def info(json_out: Annotated[bool, opt.json_out()] = False) -> None:
     """Show library versions, the device famipose would use, and each variant's parameters."""
     from famicli.runtime import environment_info
 

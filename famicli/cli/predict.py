@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from famicli.cli.common import progress_bar
+from famicli.cli import options as opt
+from famicli.cli.progress import progress_bar
 
 
 class Detector(str, Enum):
@@ -17,54 +19,39 @@ class Detector(str, Enum):
     full_frame = "full-frame"
 
 
-class Mode(str, Enum):
-    exact = "exact"
-    fast = "fast"
-
-
-class Share(str, Enum):
-    own = "own"
-    union = "union"
-
-
-class Dtype(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
 def predict_command(
-    video: Path = typer.Argument(..., help="Video file (mp4, avi, webm, mov, ...) or a folder of frames."),
-    weights: Path = typer.Option(None, "--weights", "-w", help="Checkpoint: famipose or official FAMI-Pose (default: the bundled SynthTrack demo weights)."),
-    variant: str = typer.Option(None, help="Architecture (w48, w32, tiny) for checkpoints that do not record it."),
-    boxes: Path = typer.Option(None, "--boxes", help="COCO-style detections JSON (image_id or frame_index; default: <stem>_boxes.json next to the video, if present)."),
-    detector: Detector = typer.Option(None, "--detector", help="Person boxes without --boxes (default: torchvision)."),
-    box_threshold: float = typer.Option(None, help="Minimum box score (default: 0.2 for --boxes, 0.5 for a detector)."),
-    detect_every: int = typer.Option(1, help="Run the detector every N frames; boxes follow the poses in between."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    dtype: Dtype = typer.Option(Dtype.fp32, help="fp32, or bf16/fp16 autocast (CUDA)."),
-    flip: bool = typer.Option(False, "--flip/--no-flip", help="Flip test (twice the model time)."),
-    batch_size: int = typer.Option(16, help="Persons per forward pass."),
-    mode: Mode = typer.Option(Mode.exact, "--mode", help="exact, or fast: each frame's backbone feature computed "
-                              "once and reused by its neighbours (docs/predict.md, Fast mode)."),
-    share: Share = typer.Option(Share.own, "--share", help="With --mode fast: own (each frame cut with its own box) "
-                                "or union (one box per track and chunk)."),
-    chunk: int = typer.Option(16, "--chunk", help="With --mode fast: frames processed together (with --share union: "
-                              "most frames sharing one crop box per track)."),
-    max_shift: float = typer.Option(None, "--max-shift", help="With --mode fast --share union: largest offset of a "
-                                    "shared crop box's centre from a person's own, in box heights (default 0.02)."),
-    fps: float = typer.Option(None, help="Frame rate of a folder of frames (default: 25)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder (default: ./famipose_out/<video stem>)."),
-    render: bool = typer.Option(True, "--render/--no-render", help="Write <stem>.overlay.mp4."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run record as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar nor speed line on stderr."),
+    video: Annotated[Path, typer.Argument(help="Video file (mp4, avi, webm, mov, ...) or a folder of frames.")],
+    weights: Annotated[Path | None, opt.weights("Checkpoint: famipose, official FAMI-Pose, DCPose or HRNet "
+                                                "(default: the bundled SynthTrack demo weights).")] = None,
+    variant: Annotated[opt.Variant | None, opt.variant()] = None,
+    boxes: Annotated[Path | None, opt.boxes("COCO-style detections JSON (image_id or frame_index; default: "
+                                            "<stem>_boxes.json next to the video, if present).")] = None,
+    detector: Annotated[Detector | None, typer.Option("--detector", help="Person boxes without --boxes "
+                                                      "(default: torchvision).")] = None,
+    box_threshold: Annotated[float | None, opt.box_threshold()] = None,
+    detect_every: Annotated[int, typer.Option("--detect-every", help="Run the detector every N frames; boxes "
+                                              "follow the poses in between.")] = 1,
+    device: Annotated[str, opt.device()] = "auto",
+    dtype: Annotated[opt.Dtype, opt.dtype()] = opt.Dtype.fp32,
+    flip: Annotated[bool, opt.flip()] = False,
+    batch_size: Annotated[int, opt.batch_size()] = 16,
+    mode: Annotated[opt.Mode, opt.mode()] = opt.Mode.exact,
+    share: Annotated[opt.Share, opt.share()] = opt.Share.own,
+    chunk: Annotated[int, opt.chunk()] = 16,
+    max_shift: Annotated[float, opt.max_shift()] = 0.02,
+    fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of frames (default: 25).")] = None,
+    out: Annotated[Path | None, opt.out("Output folder: <stem>.posetrack.json, <stem>.coco.json, "
+                                        "<stem>.overlay.mp4, run.json (default: ./famipose_out/<stem>).")] = None,
+    render: Annotated[bool, opt.flag("--render/--no-render", help="Write <stem>.overlay.mp4.")] = True,
+    json_out: Annotated[bool, opt.json_out("Print the run record (run.json) as JSON on stdout.")] = False,
+    quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Predict every person's pose in every frame: PoseTrack18 JSON, COCO results, overlay video, run.json."""
     import time
 
     from famicli import predict_video
-
     from famicli.data.synthtrack import demo
+    from famicli.inference.predictor import PredictConfig
 
     if weights is None:
         weights = demo.default_weights()
@@ -75,6 +62,10 @@ def predict_command(
         boxes = demo.sidecar_boxes(video)
         if boxes is not None and not quiet:
             typer.echo(f"Using the boxes next to the video: {boxes}", err=True)
+    cfg = PredictConfig(detector=None if detector is None else detector.value, boxes=boxes,
+                        box_threshold=box_threshold, detect_every=detect_every, device=device, dtype=dtype.value,
+                        flip=flip, batch_size=batch_size, fps=fps, mode=mode.value, chunk=chunk,
+                        max_shift=max_shift, share=share.value)  # fmt: skip
     stem = video.name if video.is_dir() else video.stem
     out = out if out is not None else Path("famipose_out") / stem
     t0 = time.perf_counter()
@@ -83,12 +74,8 @@ def predict_command(
         def progress(done: int, total: int) -> None:
             update(done, total, info=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
 
-        result = predict_video(video, weights, variant=variant, out=out, render=render, boxes=boxes,
-                               detector=None if detector is None else detector.value, box_threshold=box_threshold,
-                               detect_every=detect_every, device=device, dtype=dtype.value, flip=flip,
-                               batch_size=batch_size, fps=fps, mode=mode.value, chunk=chunk, max_shift=max_shift,
-                               share=share.value,
-                               progress=progress)  # fmt: skip
+        result = predict_video(video, weights, cfg, variant=None if variant is None else variant.value, out=out,
+                               render=render, progress=progress)  # fmt: skip
     record = result.record
     if not quiet:
         typer.echo(speed_line(record), err=True)
@@ -110,4 +97,3 @@ def speed_line(record: dict) -> str:
     parts = ", ".join(f"{v:.1f}ms {k}" for k, v in stages)
     return (f"Speed: {parts} per frame at {video['width']}x{video['height']} "
             f"({record['timings']['frames']} frames, {record['frames_per_s']:.1f} frames/s)")  # fmt: skip
-

@@ -4,36 +4,52 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from famicli.cli import options as opt
 
 QUANTILES = ("p50", "p95", "p99", "mean")
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers such as 1,4,16, got {text!r}") from None
+def _ints(text: str) -> str:
+    """``--batch-size``: comma-separated integers, else a usage error."""
+    if not all(part.strip().isdigit() for part in text.split(",")):
+        raise typer.BadParameter(f"expected comma-separated integers such as 1,4,16, got {text!r}")
+    return text
+
+
+def _dtypes(text: str) -> str:
+    """``--dtype``: comma-separated choices of :class:`famicli.cli.options.Dtype`, else a usage error."""
+    choices = [d.value for d in opt.Dtype]
+    bad = [d for d in (part.strip() for part in text.split(",")) if d not in choices]
+    if bad:
+        raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(choices)}")
+    return text
 
 
 def profile_command(
-    variant: str = typer.Option(None, "--variant", help="w48 (default), w32, tiny; with --weights: the checkpoint's."),
-    weights: Path = typer.Option(None, "--weights", help="Checkpoint to time (FLOPs do not depend on it).",
-                                 exists=True, dir_okay=False),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    gpu: bool = typer.Option(False, "--gpu", help="Same as --device cuda: exit 1 when CUDA is not available."),
-    batch: str = typer.Option("1", "--batch", help="Key frames per forward, comma-separated: 1,4,16."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16, fp16, comma-separated (bf16/fp16: autocast)."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the models before timing."),
-    warmup: int = typer.Option(2, "--warmup", min=0, help="Untimed forwards per model, batch and dtype."),
-    iters: int = typer.Option(10, "--iters", min=0, help="Timed forwards per model, batch and dtype; 0: FLOPs only."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    csv: Path = typer.Option(None, "--csv", help="Also write one CSV row per model, batch and dtype.", dir_okay=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-) -> None:  # fmt: skip
+    variant: Annotated[opt.Variant | None, opt.variant("Architecture: w48 (default), w32, tiny; with --weights: the "
+                                                       "checkpoint's.")] = None,
+    weights: Annotated[Path | None, opt.weights("Checkpoint to time (FLOPs do not depend on it).", exists=True,
+                                                dir_okay=False)] = None,
+    device: Annotated[str, opt.device()] = "auto",
+    gpu: Annotated[bool, opt.flag("--gpu", help="Same as --device cuda: exit 1 when CUDA is not available.")] = False,
+    batch_size: Annotated[str, opt.batch_size("Key frames per forward, comma-separated: 1,4,16.",
+                                              callback=_ints)] = "1",
+    dtype: Annotated[str, opt.dtype("fp32, bf16, fp16, comma-separated (bf16/fp16: autocast).",
+                                    callback=_dtypes)] = "fp32",
+    channels_last: Annotated[bool, opt.flag("--channels-last", help="channels_last memory format.")] = False,
+    compile_: Annotated[bool, opt.flag("--compile", help="torch.compile the models before timing.")] = False,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed forwards per model, batch and dtype.")] = 2,
+    iters: Annotated[int, typer.Option("--iters", min=0, help="Timed forwards per model, batch and dtype; 0: FLOPs "
+                                       "only.")] = 10,
+    json_out: Annotated[bool, opt.json_out()] = False,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per model, batch and dtype to "
+                                             "this file.", dir_okay=False)] = None,
+    quiet: Annotated[bool, opt.quiet()] = False,
+) -> None:
     """FLOPs (deformable convs counted), params, latency, throughput and memory of FAMI-Pose.
 
     Per module and per key frame (= per person), next to the single-frame backbone and the
@@ -43,11 +59,13 @@ def profile_command(
             raise typer.BadParameter(f"--gpu conflicts with --device {device}")
         device = "cuda" if device == "auto" else device
     from famicli import profile_model
-    from famicli.cli.common import progress_bar
+    from famicli.cli.progress import progress_bar
     from famicli.profiling.profiler import ProfileConfig
 
-    cfg = ProfileConfig(variant=variant, weights=None if weights is None else str(weights), device=device,
-                        batch_sizes=_ints(batch), dtypes=tuple(d.strip() for d in dtype.split(",")),
+    cfg = ProfileConfig(variant=None if variant is None else variant.value,
+                        weights=None if weights is None else str(weights), device=device,
+                        batch_sizes=tuple(int(b) for b in batch_size.split(",")),
+                        dtypes=tuple(d.strip() for d in dtype.split(",")),
                         channels_last=channels_last, compile=compile_, warmup=warmup, iters=iters)  # fmt: skip
     with progress_bar("profiling", quiet) as update:
         result = profile_model(cfg, progress=lambda done, total, desc: update(done, total, description=desc))

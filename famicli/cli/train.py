@@ -4,37 +4,59 @@ from __future__ import annotations
 
 import json
 import os
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from famicli.cli.common import default_root, progress_bar
+from famicli.cli import options as opt
+from famicli.cli.progress import progress_bar
+
+
+class Estimator(str, Enum):
+    """:data:`famicli.losses.mutual_info.ESTIMATORS`."""
+
+    official = "official"
+    corrected = "corrected"
 
 
 def train_command(
-    dataset: str = typer.Option("posetrack18", help="Dataset name: posetrack18 or synthtrack (sets the default --root)."),
-    root: Path = typer.Option(None, help="Dataset folder (default: $FAMIPOSE_DATA/<dataset> or ./data/<dataset>)."),
-    variant: str = typer.Option("w48", help="Model variant: w48, w32 or tiny (also picks the schedule preset)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Output folder for checkpoints and logs (default: runs/train, or the folder of --resume)."),
-    backbone: Path = typer.Option(None, help="Pose-HRNet / DCPose / FAMI-Pose checkpoint initializing the backbone."),
-    resume: Path = typer.Option(None, help="Continue a run from its last.pt (its saved configuration is used)."),
-    epochs: int = typer.Option(None, help="Epochs (default: the variant's preset; 21 for w48)."),
-    batch: int = typer.Option(None, help="Global batch size, split across torchrun processes."),
-    lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
-    lr_steps: str = typer.Option(None, help="Epochs at which the LR is multiplied by 0.1, comma-separated (w48: 8,12,16)."),
-    freeze_backbone: bool = typer.Option(None, "--freeze-backbone/--no-freeze-backbone", help="Freeze the HRNet."),
-    single_frame: bool = typer.Option(False, "--single-frame", help="Train the HRNet backbone alone on key frames (the single-frame baseline; its checkpoint is a --backbone)."),
-    mi_estimator: str = typer.Option("official", help="MI estimator: official or corrected."),
-    alpha: float = typer.Option(0.5, help="Weight of the MI terms (0: heatmap loss only)."),
-    beta: float = typer.Option(0.1, help="Weight of the MI terms on the aggregated feature."),
-    sigma: float = typer.Option(None, help="Gaussian target std in heatmap pixels (default: 3 at 96x72, scaled)."),
-    grad_clip: float = typer.Option(0.0, help="Max gradient norm (0: off)."),
-    workers: int = typer.Option(None, help="DataLoader workers per process."),
-    seed: int = typer.Option(0, help="Random seed."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    no_val: bool = typer.Option(False, "--no-val", help="Skip validation after each epoch."),
-    json_out: bool = typer.Option(False, "--json", help="Print the per-epoch summary as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    dataset: Annotated[opt.TrackingDataset, opt.dataset()] = opt.TrackingDataset.posetrack18,
+    root: Annotated[Path | None, opt.root()] = None,
+    variant: Annotated[opt.Variant, opt.variant("Architecture: w48, w32 or tiny (also picks the schedule "
+                                                "preset).")] = opt.Variant.w48,
+    out: Annotated[Path | None, opt.out("Output folder: last.pt, run.json, train_log.jsonl (default: runs/train, "
+                                        "or the folder of --resume).")] = None,
+    backbone: Annotated[Path | None, typer.Option("--backbone", help="Pose-HRNet / DCPose / FAMI-Pose checkpoint "
+                                                  "initializing the backbone.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (its saved "
+                                                "configuration is used).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default: the variant's preset; 21 for "
+                                               "w48).")] = None,
+    batch_size: Annotated[int | None, opt.batch_size("Global batch size, split across torchrun processes "
+                                                     "(default: the variant's preset).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 1e-3).")] = None,
+    lr_steps: Annotated[str | None, typer.Option("--lr-steps", help="Epochs at which the LR is multiplied by 0.1, "
+                                                 "comma-separated (w48: 8,12,16).")] = None,
+    freeze_backbone: Annotated[bool | None, opt.flag("--freeze-backbone/--no-freeze-backbone", help="Freeze the "
+                                                     "HRNet (default: the variant's preset).")] = None,
+    single_frame: Annotated[bool, opt.flag("--single-frame", help="Train the HRNet backbone alone on key frames "
+                                           "(the single-frame baseline; its checkpoint is a --backbone).")] = False,
+    mi_estimator: Annotated[Estimator, typer.Option("--mi-estimator", help="MI estimator: official or "
+                                                    "corrected.")] = Estimator.official,
+    alpha: Annotated[float, typer.Option("--alpha", help="Weight of the MI terms (0: heatmap loss only).")] = 0.5,
+    beta: Annotated[float, typer.Option("--beta", help="Weight of the MI terms on the aggregated feature.")] = 0.1,
+    sigma: Annotated[float | None, typer.Option("--sigma", help="Gaussian target std in heatmap pixels (default: 3 "
+                                                "at 96x72, scaled).")] = None,
+    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max gradient norm (0: off).")] = 0.0,
+    workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers per process.")] = None,
+    seed: Annotated[int, opt.seed()] = 0,
+    device: Annotated[str, opt.device()] = "auto",
+    no_val: Annotated[bool, opt.flag("--no-val", help="Skip validation after each epoch.")] = False,
+    json_out: Annotated[bool, opt.json_out("Print the checkpoint and the per-epoch summary as JSON on "
+                                           "stdout.")] = False,
+    quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Train FAMI-Pose (heatmap MSE + mutual-information terms); DDP with torchrun -m famicli train."""
     from famicli.config import train_configs
@@ -46,9 +68,11 @@ def train_command(
             steps = tuple(int(x) for x in lr_steps.split(",") if x.strip())
         except ValueError:
             raise typer.BadParameter(f"{lr_steps!r}: expected comma-separated epochs, e.g. 8,12,16") from None
-    overrides = dict(epochs=epochs, batch_size=batch, lr=lr, lr_steps=steps, freeze_backbone=freeze_backbone, workers=workers,
-                     single_frame=single_frame or None, seed=seed, grad_clip=grad_clip, validate=not no_val)  # fmt: skip
-    cfgs = train_configs(variant, mi_estimator=mi_estimator, alpha=alpha, beta=beta, sigma=sigma, **overrides)
+    overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, freeze_backbone=freeze_backbone,
+                     workers=workers, single_frame=single_frame or None, seed=seed, grad_clip=grad_clip,
+                     validate=not no_val)  # fmt: skip
+    cfgs = train_configs(variant.value, mi_estimator=mi_estimator.value, alpha=alpha, beta=beta, sigma=sigma,
+                         **overrides)  # fmt: skip
     if out is None:
         out = resume.parent if resume is not None else Path("runs/train")
     with progress_bar("train", quiet) as update:
@@ -58,7 +82,7 @@ def train_command(
                 terms = "  ".join(f"{k}={v:.4g}" for k, v in e.items() if k in ("loss", "heatmap", "mi_1", "mi_2"))
                 update(e["step"], e["steps"], description=f"epoch {e['epoch']}/{e['epochs']}", info=terms)
 
-        result = train(root or default_root(dataset), out, *cfgs, backbone=backbone, resume=resume,
+        result = train(root or opt.default_root(dataset.value), out, *cfgs, backbone=backbone, resume=resume,
                        device=device, progress=on_event)  # fmt: skip
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return

@@ -3,73 +3,86 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+from famicli.cli import options as opt
+from famicli.keypoints import JOINT_NAMES
 
-# The options every figure takes (shared OptionInfo objects; each command lists them).
-WEIGHTS = typer.Option(None, "--weights", help="Checkpoint (default: the bundled demo weights, when installed).")
-DATASET = typer.Option(None, "--dataset", help="PoseTrack-format folder (e.g. from famipose data synth).")
-SEQ = typer.Option(None, "--seq", help="Sequence name in --dataset (annotation file stem).")
-VIDEO = typer.Option(None, "--video", help="Video file (instead of --dataset; default: the bundled demo clip).")
-BOXES = typer.Option(None, "--boxes", help="COCO-style boxes for --video (default: the full frame).")
-FRAME = typer.Option(0, "--frame", help="Key frame, 0-based.")
-PERSON = typer.Option(None, "--person", help="Track id (dataset) or box id (video); default: the lowest.")
-JOINT = typer.Option(None, "--joint", help="Show one joint only, e.g. left_wrist.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-JSON_OUT = typer.Option(False, "--json", help="Print the numbers behind the figure as JSON on stdout.")
+app = typer.Typer(cls=opt.Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+Joint = Enum("Joint", {name: name for name in JOINT_NAMES}, type=str)  # --joint: nose, ..., right_ankle
+
+# The options every figure takes (each command lists them).
+Weights = Annotated[Path | None, opt.weights("Checkpoint (default: the bundled demo weights, when installed).")]
+Dataset = Annotated[opt.TrackingDataset | None, opt.dataset("Benchmark holding the clip: sets the default "
+                                                            "--root.")]
+Root = Annotated[Path | None, opt.root("PoseTrack-format folder holding the clip, e.g. from famipose data synth "
+                                       "(default with --dataset: $FAMIPOSE_DATA/<dataset>, else "
+                                       "./data/<dataset>).")]
+Seq = Annotated[str | None, typer.Option("--seq", help="Sequence name in --root (annotation file stem).")]
+Video = Annotated[Path | None, typer.Option("--video", help="Video file (instead of --root; default: the bundled "
+                                            "demo clip).")]
+Boxes = Annotated[Path | None, opt.boxes("COCO-style boxes for --video (default: <stem>_boxes.json next to the "
+                                         "video, if present, else the full frame).")]
+Frame = Annotated[int, typer.Option("--frame", help="Key frame, 0-based.")]
+Person = Annotated[int | None, typer.Option("--person", help="Track id (dataset) or box id (video); default: the "
+                                            "lowest.")]
+JointOption = Annotated[Joint | None, typer.Option("--joint", help="Show one joint only.")]
+Out = Annotated[Path, opt.out("Figure file written: .png, .svg or .pdf.")]
+Device = Annotated[str, opt.device()]
+Json = Annotated[bool, opt.json_out("Print the numbers behind the figure as JSON on stdout.")]
 
 
-def _out(kind: str) -> typer.Option:
-    return typer.Option(Path(f"viz-{kind}.png"), "--out", "-o", help="Figure file: .png, .svg or .pdf.")
-
-
-@app.command("offsets")
-def offsets_command(weights: Path = WEIGHTS, dataset: Path = DATASET, seq: str = SEQ, video: Path = VIDEO,
-                    boxes: Path = BOXES, frame: int = FRAME, person: int = PERSON, joint: str = JOINT,
-                    out: Path = _out("offsets"), device: str = DEVICE, json_out: bool = JSON_OUT) -> None:  # fmt: skip
+@app.command("offsets", cls=opt.Command)
+def offsets_command(weights: Weights = None, dataset: Dataset = None, root: Root = None, seq: Seq = None,
+                    video: Video = None, boxes: Boxes = None, frame: Frame = 0, person: Person = None,
+                    joint: JointOption = None, out: Out = Path("viz-offsets.png"), device: Device = "auto",
+                    json_out: Json = False) -> None:  # fmt: skip
     """GTM translation per supporting frame, deformable sampling points per joint, offset magnitudes."""
-    _run("offsets", weights, dataset, seq, video, boxes, frame, person, joint, out, device, json_out)
+    _run("offsets", weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out)
 
 
-@app.command("mi")
-def mi_command(weights: Path = WEIGHTS, dataset: Path = DATASET, seq: str = SEQ, video: Path = VIDEO,
-               boxes: Path = BOXES, frame: int = FRAME, person: int = PERSON, joint: str = JOINT,
-               out: Path = _out("mi"), device: str = DEVICE, json_out: bool = JSON_OUT) -> None:  # fmt: skip
-    """The six MI terms per joint (official and corrected estimators) and the weighted total; needs --dataset."""
-    _run("mi", weights, dataset, seq, video, boxes, frame, person, joint, out, device, json_out)
+@app.command("mi", cls=opt.Command)
+def mi_command(weights: Weights = None, dataset: Dataset = None, root: Root = None, seq: Seq = None,
+               video: Video = None, boxes: Boxes = None, frame: Frame = 0, person: Person = None,
+               joint: JointOption = None, out: Out = Path("viz-mi.png"), device: Device = "auto",
+               json_out: Json = False) -> None:  # fmt: skip
+    """The six MI terms per joint (official and corrected estimators) and the weighted total; needs --root."""
+    _run("mi", weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out)
 
 
-@app.command("heatmaps")
-def heatmaps_command(weights: Path = WEIGHTS, dataset: Path = DATASET, seq: str = SEQ, video: Path = VIDEO,
-                     boxes: Path = BOXES, frame: int = FRAME, person: int = PERSON, joint: str = JOINT,
-                     out: Path = _out("heatmaps"), device: str = DEVICE,
-                     json_out: bool = JSON_OUT) -> None:  # fmt: skip
+@app.command("heatmaps", cls=opt.Command)
+def heatmaps_command(weights: Weights = None, dataset: Dataset = None, root: Root = None, seq: Seq = None,
+                     video: Video = None, boxes: Boxes = None, frame: Frame = 0, person: Person = None,
+                     joint: JointOption = None, out: Out = Path("viz-heatmaps.png"), device: Device = "auto",
+                     json_out: Json = False) -> None:  # fmt: skip
     """Backbone-only vs FAMI-Pose heatmaps per joint on the key crop, with the ground truth marked."""
-    _run("heatmaps", weights, dataset, seq, video, boxes, frame, person, joint, out, device, json_out)
+    _run("heatmaps", weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out)
 
 
-def _run(kind, weights, dataset, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
+def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
+    from famicli.data.synthtrack import demo
     from famicli.errors import InputError
-    from famicli.viz.figures import ClipSource, check_output, joint_index, visualize
+    from famicli.viz.figures import ClipSource, check_output, visualize
 
     check_output(out)
-    joint_index(joint)
-    from famicli.data.synthtrack import demo
-
-    if dataset is None and video is None:
+    if root is None and dataset is not None:
+        root = opt.default_root(dataset.value)
+    if root is None and video is None:
         video = demo.default_video()
         if video is None:
-            raise InputError("no clip given (no bundled demo clip is installed); pass --dataset DIR --seq NAME "
+            raise InputError("no clip given (no bundled demo clip is installed); pass --root DIR --seq NAME "
                              "or --video FILE")  # fmt: skip
     if video is not None and boxes is None:
         boxes = demo.sidecar_boxes(video)  # <stem>_boxes.json next to the video, as predict
     if boxes is not None and video is None:
         raise InputError("--boxes goes with --video")
-    source = ClipSource(frame=frame, person=person, dataset=dataset, sequence=seq, video=video, boxes=boxes)
-    data = visualize(kind, source, weights, out, joint=joint, device=device)
+    source = ClipSource(frame=frame, person=person, root=root, sequence=seq, video=video, boxes=boxes)
+    data = visualize(kind, source, weights, out, joint=None if joint is None else joint.value, device=device)
     if json_out:
         typer.echo(json.dumps(data))
         return

@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClipSource:
-    """Which person in which frame: a PoseTrack-format folder (``dataset`` + ``sequence``) or a video."""
+    """Which person in which frame: a PoseTrack-format folder (``root`` + ``sequence``) or a video."""
 
     frame: int  # 0-based key frame position
     person: int | None = None  # track id (dataset) or box id (video); None: the lowest one present
-    dataset: Path | None = None  # PoseTrack-format folder (annotations/<split>/<sequence>.json)
+    root: Path | None = None  # PoseTrack-format dataset folder (annotations/<split>/<sequence>.json)
     sequence: str | None = None  # sequence name (file stem) in that folder
     video: Path | None = None  # a video file PyAV reads
     boxes: Path | None = None  # COCO-style detections for --video (without: the full frame)
@@ -53,9 +53,9 @@ class Clip:
 
 def load_clip(source: ClipSource, data_cfg, input_size: tuple[int, int], heatmap_size: tuple[int, int]) -> Clip:
     """The key/supporting crops of ``source`` (crop and padding as in training and evaluation)."""
-    if (source.dataset is None) == (source.video is None):
-        raise InputError("select a clip with either --dataset DIR --seq NAME or --video FILE (not both)")
-    if source.dataset is not None:
+    if (source.root is None) == (source.video is None):
+        raise InputError("select a clip with either --root DIR --seq NAME or --video FILE (not both)")
+    if source.root is not None:
         return _dataset_clip(source, data_cfg, input_size, heatmap_size)
     return _video_clip(source, data_cfg, input_size)
 
@@ -64,14 +64,14 @@ def _dataset_clip(source: ClipSource, data_cfg, input_size, heatmap_size) -> Cli
     from famicli.data.posetrack import PoseTrackDataset
     from famicli.data.windows import support_positions
 
-    root = Path(source.dataset)
+    root = Path(source.root)
     if not (root / "annotations").is_dir():
         raise InputError(f"{root}: not a PoseTrack-format folder (no annotations/<split>/<sequence>.json)")
     found = {p.stem: p.parent.name for p in sorted((root / "annotations").glob("*/*.json"))}
     if source.sequence not in found:
         names = sorted(found)
         listed = ", ".join(names[:20]) + (f" ... ({len(names) - 20} more)" if len(names) > 20 else "")
-        what = "--dataset needs --seq NAME" if source.sequence is None else f"unknown sequence {source.sequence!r}"
+        what = "--root needs --seq NAME" if source.sequence is None else f"unknown sequence {source.sequence!r}"
         raise InputError(f"{what} in {root}; choose from: {listed or 'none'}")
     split = found[source.sequence]
     ds = PoseTrackDataset(root, split, data_cfg, input_size, heatmap_size, train=False)
@@ -93,7 +93,7 @@ def _dataset_clip(source: ClipSource, data_cfg, input_size, heatmap_size) -> Cli
     sample = ds[here[person]]
     meta = sample["meta"]
     positions = [t, *support_positions(t, len(video.frames), data_cfg.offsets, data_cfg.padding)]
-    describe = {"source": "dataset", "dataset": str(root), "split": split, "sequence": source.sequence,
+    describe = {"source": "dataset", "root": str(root), "split": split, "sequence": source.sequence,
                 "frame": t, "person": person, "image_id": meta["image_id"], "frames": positions}  # fmt: skip
     return Clip(sample["key"], sample["support"], _display(sample["key"], sample["support"]), positions,
                 meta["center"].double().numpy(), meta["scale"].double().numpy(), data_cfg.crop, describe,

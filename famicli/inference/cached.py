@@ -36,6 +36,7 @@ Memory stays bounded: a chunk is processed once its last frame's window has arri
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +44,9 @@ from famicli.data.windows import support_positions
 from famicli.inference.detect import Detections
 from famicli.inference.stream import FramePoses, Timer
 from famicli.inference.track import GreedyTracker
+
+if TYPE_CHECKING:
+    from famicli.inference.predictor import PredictConfig  # which imports this module
 
 # default largest offset of a shared crop's centre from a person's own, in box heights (measured:
 # docs/predict.md, "Fast mode")
@@ -69,21 +73,21 @@ class CachedPipeline:
             ``features``, ``from_features``).
         boxes: a box source called as ``boxes(t, frame)``.
         tracker: assigns track ids, on IoU alone, when the boxes carry none.
-        chunk: frames per chunk (one crop box per track and chunk).
-        batch_size: key frames per pass through the temporal modules; the backbone takes
-            ``batch_size * (1 + S)`` crops per pass, as in exact mode.
+        cfg: the options (validated when made); read here: ``chunk`` (frames per chunk), ``share``
+            (``own``: each (track, frame) cut with its own box; ``union``: a track's key frames of a
+            chunk in runs sharing one box, within ``max_shift``) and ``batch_size`` (key frames per
+            pass through the temporal modules; the backbone takes ``batch_size * (1 + S)`` crops per
+            pass, as in exact mode).
         on_frame: called as ``on_frame(t, frame, poses)`` for every frame, in order.
     """
 
-    def __init__(self, estimator, boxes, tracker: GreedyTracker, chunk: int = CHUNK, batch_size: int = 16,
-                 on_frame: Callable | None = None, timer: Timer | None = None, max_shift: float = MAX_SHIFT,
-                 share: str = SHARE):  # fmt: skip
-        assert chunk >= 1 and batch_size >= 1 and max_shift >= 0 and share in SHARES
-        cfg = estimator.cfg
+    def __init__(self, estimator, boxes, tracker: GreedyTracker, cfg: PredictConfig, on_frame: Callable | None = None,
+                 timer: Timer | None = None):  # fmt: skip
+        window = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
-        self.offsets, self.padding = tuple(cfg.offsets), cfg.padding
+        self.offsets, self.padding = tuple(window.offsets), window.padding
         self.before, self.after = max(0, -min(self.offsets)), max(0, max(self.offsets))
-        self.chunk, self.batch_size, self.max_shift, self.share = chunk, batch_size, max_shift, share
+        self.chunk, self.batch_size, self.max_shift, self.share = cfg.chunk, cfg.batch_size, cfg.max_shift, cfg.share
         self.on_frame, self.timer = on_frame, timer or Timer()
         self.frames: dict[int, np.ndarray | None] = {}
         self.dets: dict[int, tuple[Detections, np.ndarray]] = {}  # frame -> (boxes, track ids)

@@ -11,9 +11,11 @@ Frames stream through :mod:`famicli.inference.stream` with bounded memory; perso
 consecutive key frames are batched together (``batch_size`` persons per forward pass) and tracked
 frame by frame with their poses (IoU + OKS, :mod:`famicli.inference.track`).
 
-``mode="fast"`` runs the cached streaming mode of :mod:`famicli.inference.cached` instead: boxes
-are tracked first, one crop box per track and chunk of frames, each frame's backbone feature
-computed once and shared by the neighbouring key frames.
+Every option is a field of one :class:`PredictConfig`. ``mode="fast"`` runs the cached streaming
+mode of :mod:`famicli.inference.cached` instead: boxes are tracked first, and each (track, frame) is
+cropped once (with the person's own box, ``share="own"``, the default; or with a box shared by a
+track's frames of a chunk, ``share="union"``), its backbone feature computed once and shared by the
+neighbouring key frames.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from famicli.inference.decode import decode_heatmaps
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
 from famicli.keypoints import FLIP_PAIRS
+from famicli.runtime import DTYPES, check_dtype, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,11 @@ MODES = ("exact", "fast")  # predict --mode
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Options of ``famipose predict`` / :func:`famicli.predict_video`."""
+    """How poses are computed: the options of ``famipose predict`` (:func:`predict_video`) and of
+    ``famipose eval --weights`` (:func:`famicli.engine.validator.evaluate_model`).
+
+    Checked when made: a bad value raises :class:`famicli.errors.ConfigError` naming it and the choices.
+    """
 
     detector: str | None = None  # torchvision, torchvision-mobilenet, full-frame; None: torchvision or the boxes file
     boxes: str | None = None  # detections JSON (famicli.inference.detect.BoxFile); replaces the detector
@@ -56,22 +63,30 @@ class PredictConfig:
     max_age: int = 30  # frames a track survives without a matching box
     track_threshold: float = 0.3  # minimum similarity (IoU, or mean of IoU and OKS) to continue a track
     fps: float | None = None  # frame rate of an image folder (videos carry their own)
-    mode: str = "exact"  # exact: every window cropped with its key frame's box; fast: cached features (see cached.py)
+    mode: str = "exact"  # exact: every window cropped with its key frame's box; fast: cached features (cached.py)
     chunk: int = CHUNK  # fast mode: frames processed together (and held); share union: most sharing one box
     max_shift: float = MAX_SHIFT  # fast mode, share union: largest offset of a shared crop's centre, box heights
-    share: str = SHARE  # fast mode: own (each frame cut once with its own box) or union (chunk union boxes)
+    share: str = SHARE  # fast mode: own (each frame cut once with its own box) or union (boxes shared in a chunk)
+
+    def __post_init__(self):
+        if self.boxes is not None:  # a Path: kept as text, as run.json records it
+            object.__setattr__(self, "boxes", str(self.boxes))
+        self.validate()
 
     def validate(self) -> None:
+        """Raises ConfigError for a bad option or combination (also run when the config is made)."""
         if self.batch_size < 1 or self.detect_every < 1:
             raise ConfigError(f"batch_size ({self.batch_size}) and detect_every ({self.detect_every}) must be >= 1")
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose from: {', '.join(MODES)}")
         if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
-            raise ConfigError(f"chunk {self.chunk!r} must be an integer >= 1 (frames sharing one crop box in fast mode)")
+            raise ConfigError(f"chunk {self.chunk!r} must be an integer >= 1 (frames processed together in fast mode)")
         if not 0 <= self.max_shift < float("inf"):
             raise ConfigError(f"max_shift {self.max_shift} must be >= 0 (box heights)")
         if self.share not in SHARES:
             raise ConfigError(f"unknown share {self.share!r}; choose from: {', '.join(SHARES)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
         if self.mode == "fast" and self.detect_every > 1:
             raise ConfigError(f"detect_every {self.detect_every} needs mode exact: fast mode tracks the boxes before "
                               "the poses, so boxes cannot follow the poses")  # fmt: skip
@@ -95,8 +110,6 @@ class PoseEstimator:
     def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False,
                  fast_path: bool = False):  # fmt: skip
         if dtype != torch.float32:  # autocast: bf16 / fp16 convolutions, the deformable ones in fp32 on CPU
-            from famicli.runtime import DTYPES, check_dtype
-
             check_dtype(torch.device(device), next(k for k, v in DTYPES.items() if v == dtype))
         if fast_path:
             from famicli.models.folded import optimize_for_inference
@@ -108,6 +121,14 @@ class PoseEstimator:
         self.model, self.cfg, self.device = model.eval(), data_cfg, torch.device(device)
         self.dtype, self.flip, self.fast_path = dtype, flip, fast_path
         self.input_size, self.heatmap_size = model.cfg.input_size, model.cfg.heatmap_size
+
+    @classmethod
+    def from_config(cls, model, cfg: PredictConfig, device: torch.device,
+                    data_cfg: DataConfig | None = None) -> PoseEstimator:  # fmt: skip
+        """The estimator ``cfg`` asks for, on ``device``: its dtype and flip test, and in fast mode the
+        fast path. ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training)."""
+        return cls(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(cfg.dtype), cfg.flip,
+                   fast_path=cfg.mode == "fast")  # fmt: skip
 
     def crop_box(self, box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """Centre (2,) and scale (2,) of the crop of ``box`` (x, y, w, h) in a ``width`` x ``height`` frame:
@@ -215,29 +236,26 @@ class PoseEstimator:
         return np.concatenate([xy, scores.numpy()[..., None]], axis=-1)  # (B, K, 2) + (B, K, 1) -> (B, K, 3)
 
 
-def predict_video(path, weights=None, *, model=None, variant: str | None = None, out=None, render: bool = True,
-                  boxes=None, detector: str | None = None, box_threshold: float | None = None, detect_every: int = 1,
-                  device: str = "auto", dtype: str = "fp32", flip: bool = False, batch_size: int = 16,
-                  max_age: int = 30, track_threshold: float = 0.3, fps: float | None = None, mode: str = "exact",
-                  chunk: int = CHUNK, max_shift: float | None = None, share: str = SHARE,
-                  data_cfg: DataConfig | None = None,
+def predict_video(path, weights=None, cfg: PredictConfig | None = None, *, model=None, variant: str | None = None,
+                  out=None, render: bool = True, data_cfg: DataConfig | None = None,
                   progress: Callable | None = None):  # fmt: skip
     """Every person's pose in every frame of a video, with track ids.
 
-    >>> result = famicli.predict_video("clip.mp4", weights="famipose_w48.pt", boxes="clip_boxes.json")
+    >>> cfg = famicli.PredictConfig(boxes="clip_boxes.json", device="cpu")
+    >>> result = famicli.predict_video("clip.mp4", "famipose_w48.pt", cfg)
     >>> result.frames[0].keypoints          # (N, 17, 3) x, y, score of the first frame's persons
     >>> json.dumps(result.to_posetrack())   # PoseTrack18 file; result.to_coco(): COCO results
 
     Args:
         path: a video file or a folder of images.
         weights: checkpoint (famipose, official FAMI-Pose); or pass ``model``.
+        cfg: boxes, detector, device, dtype, batch size, mode, ...: a :class:`PredictConfig`
+            (default ``PredictConfig()``); ``mode="fast"`` is the cached streaming mode
+            (:mod:`famicli.inference.cached`, with the exact fast path of :mod:`famicli.models.folded`).
+        model: an already loaded model (instead of ``weights``).
         variant: architecture for checkpoints that do not record it.
         out: also write ``<stem>.posetrack.json``, ``<stem>.coco.json``, ``<stem>.overlay.mp4`` (with
             ``render``) and ``run.json`` there, atomically: on failure nothing is left half-written.
-        boxes, detector, box_threshold, detect_every, device, dtype, flip, batch_size, max_age,
-            track_threshold, fps, mode, chunk, max_shift, share: see :class:`PredictConfig`; ``mode="fast"`` is the cached
-            streaming mode (:mod:`famicli.inference.cached`, with the exact fast path of
-            :mod:`famicli.models.folded`).
         data_cfg: window and crop settings (default ``DataConfig()``, as in training).
         progress: called with (frames done, frames in all).
 
@@ -254,13 +272,9 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
     from famicli.data.video import open_video
     from famicli.inference.detect import BoxFile, box_source
     from famicli.models.checkpoint import load_model
-    from famicli.runtime import resolve_device, resolve_dtype
 
-    cfg = PredictConfig(detector, None if boxes is None else str(boxes), box_threshold, detect_every, device, dtype,
-                        flip, batch_size, max_age, track_threshold, fps, mode, chunk,
-                        MAX_SHIFT if max_shift is None else max_shift, share)  # fmt: skip
-    cfg.validate()
-    dev, dt = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
+    cfg = cfg if cfg is not None else PredictConfig()
+    dev = resolve_device(cfg.device)
     path = Path(path)
     name = path.name if path.is_dir() else path.stem
     t0 = time.perf_counter()
@@ -272,8 +286,7 @@ def predict_video(path, weights=None, *, model=None, variant: str | None = None,
             if weights is None:
                 raise ConfigError("no weights: pass --weights CKPT (a famipose or official FAMI-Pose checkpoint)")
             model = load_model(weights, variant, dev)
-        estimator = PoseEstimator(model.to(dev), data_cfg or DataConfig(), dev, dt, cfg.flip,
-                                  fast_path=cfg.mode == "fast")  # fmt: skip
+        estimator = PoseEstimator.from_config(model, cfg, dev, data_cfg)
         if out is None:
             return _predict(name, source, box_src, estimator, cfg, None, progress, t0)
         return _predict_to(Path(out), render, name, source, box_src, estimator, cfg, progress, t0)
@@ -293,10 +306,8 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
             writer.write(draw_poses(frame, poses.boxes, poses.track_ids, poses.keypoints))
 
     tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
-    frames, timings = run(source, boxes, estimator, tracker, batch_size=cfg.batch_size, detect_every=cfg.detect_every,
-                          on_frame=render if writer else None, progress=progress,
-                          chunk=cfg.chunk if cfg.mode == "fast" else None, max_shift=cfg.max_shift,
-                          share=cfg.share)  # fmt: skip
+    frames, timings = run(source, boxes, estimator, tracker, cfg, on_frame=render if writer else None,
+                          progress=progress)  # fmt: skip
     if writer is not None:
         t_close = time.perf_counter()
         writer.close()

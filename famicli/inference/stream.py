@@ -5,7 +5,8 @@ ended), with the supporting frames of :func:`famicli.data.windows.support_positi
 holds the window around the next key frame plus the key frames waiting for a batch, never the
 video. The persons of consecutive key frames are batched into one forward pass; tracking then
 runs frame by frame, in order, with the poses (:class:`famicli.inference.track.GreedyTracker`).
-The cached streaming mode (``chunk`` in :func:`run`) swaps in :mod:`famicli.inference.cached`.
+The options come in one :class:`famicli.inference.predictor.PredictConfig`; its ``mode`` picks the
+pipeline in :func:`run`: this module's, or the cached streaming one of :mod:`famicli.inference.cached`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from famicli.data.windows import support_positions
 from famicli.inference.detect import Detections
 from famicli.inference.track import GreedyTracker
+
+if TYPE_CHECKING:
+    from famicli.inference.predictor import PredictConfig  # which imports this module
 
 
 @dataclass
@@ -69,18 +74,18 @@ class Pipeline:
         estimator: a :class:`famicli.inference.predictor.PoseEstimator` (crop, and call on crops).
         boxes: a box source (``famicli.inference.detect``), called as ``boxes(t, frame)``.
         tracker: assigns track ids when the boxes carry none.
-        batch_size: persons per forward pass (also the most key frames waiting).
-        detect_every: call ``boxes`` on every N-th frame only; other frames take boxes around the
-            previous frame's poses.
+        cfg: the options; read here: ``batch_size`` (persons per forward pass, also the most key frames
+            waiting) and ``detect_every`` (call ``boxes`` on every N-th frame only; other frames take
+            boxes around the previous frame's poses).
     """
 
-    def __init__(self, estimator, boxes, tracker: GreedyTracker, batch_size: int = 16,
-                 detect_every: int = 1, on_frame: Callable | None = None, timer: Timer | None = None):  # fmt: skip
-        cfg = estimator.cfg
+    def __init__(self, estimator, boxes, tracker: GreedyTracker, cfg: PredictConfig, on_frame: Callable | None = None,
+                 timer: Timer | None = None):  # fmt: skip
+        window = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
-        self.offsets, self.padding = tuple(cfg.offsets), cfg.padding
+        self.offsets, self.padding = tuple(window.offsets), window.padding
         self.before, self.after = max(0, -min(self.offsets)), max(0, max(self.offsets))
-        self.batch_size, self.detect_every = batch_size, detect_every
+        self.batch_size, self.detect_every = cfg.batch_size, cfg.detect_every
         self.on_frame, self.timer = on_frame, timer or Timer()
         self.frames: dict[int, np.ndarray | None] = {}
         self.dets: dict[int, Detections] = {}
@@ -186,27 +191,33 @@ class Pipeline:
             del self.frames[p]
 
 
-def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 16,
-        detect_every: int = 1, on_frame: Callable | None = None, progress: Callable | None = None,
-        skip_unneeded: bool = False, chunk: int | None = None,
-        max_shift: float | None = None, share: str | None = None) -> tuple[list[FramePoses], dict]:  # fmt: skip
-    """Stream ``source`` (a :class:`famicli.data.video.VideoSource`) through a :class:`Pipeline`.
+def run(source, boxes, estimator, tracker: GreedyTracker, cfg: PredictConfig | None = None, *,
+        on_frame: Callable | None = None, progress: Callable | None = None,
+        skip_unneeded: bool = False) -> tuple[list[FramePoses], dict]:  # fmt: skip
+    """Stream ``source`` (a :class:`famicli.data.video.VideoSource`) through the pipeline of ``cfg.mode``.
 
     Args:
+        cfg: a :class:`famicli.inference.predictor.PredictConfig` (default: ``PredictConfig()``). Mode
+            ``exact``: a :class:`Pipeline`; ``fast``: the cached streaming mode
+            (:class:`famicli.inference.cached.CachedPipeline`: ``chunk``, ``share``, ``max_shift``).
+            Both read ``batch_size``; exact mode ``detect_every``. The estimator and the box source
+            are made by the caller (``device``, ``dtype``, ``flip``, ``boxes``, ...).
+        on_frame: called as ``on_frame(t, frame, poses, timer)`` for every frame, in order.
+        progress: called with (frames done, frames in all).
         skip_unneeded: do not read frames outside every window with boxes (image folders with a
             boxes file or ground truth; nothing is rendered then).
-        progress: called with (frames done, frames in all).
-        chunk: None for exact mode; else the cached streaming mode
-            (:class:`famicli.inference.cached.CachedPipeline`) with chunks of ``chunk`` frames.
-        max_shift: with ``chunk`` and ``share="union"``, how far a shared crop's centre may be from a
-            person's own, in box heights (None: :data:`famicli.inference.cached.MAX_SHIFT`).
-        share: with ``chunk``, ``own`` or ``union`` (None: :data:`famicli.inference.cached.SHARE`).
 
     Returns:
         Each frame's :class:`FramePoses` and the timings: seconds per stage (decode, detect, crop,
         pose, track, plus whatever ``on_frame`` recorded in the pipeline's timer), frames, the most
-        frames held at once.
+        frames held at once; in fast mode also the crops through the backbone and the key frames.
     """
+    from famicli.inference.cached import CachedPipeline  # imports this module
+
+    if cfg is None:
+        from famicli.inference.predictor import PredictConfig  # imports this module
+
+        cfg = PredictConfig()
     timer = Timer()
     total = source.info.frames
     done = [0]
@@ -218,15 +229,8 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
         if progress is not None:
             progress(done[0], total)
 
-    if chunk is None:
-        pipe = Pipeline(estimator, boxes, tracker, batch_size, detect_every, handed_over, timer)
-    else:
-        from famicli.inference.cached import MAX_SHIFT, SHARE, CachedPipeline  # imports this module
-
-        assert detect_every == 1, "fast mode tracks boxes before poses: every frame needs its boxes"
-        shift = MAX_SHIFT if max_shift is None else max_shift
-        pipe = CachedPipeline(estimator, boxes, tracker, chunk, batch_size, handed_over, timer, shift,
-                              SHARE if share is None else share)
+    pipeline = CachedPipeline if cfg.mode == "fast" else Pipeline
+    pipe = pipeline(estimator, boxes, tracker, cfg, handed_over, timer)
     needed = pipe.needed(boxes.frames()) if skip_unneeded and hasattr(boxes, "frames") else None
     frames, end = source.frames(needed), object()
     n = 0
@@ -240,7 +244,7 @@ def run(source, boxes, estimator, tracker: GreedyTracker, *, batch_size: int = 1
     results = pipe.finish(n)
     timings = {k: round(v, 4) for k, v in timer.seconds.items()}
     record = {"seconds": timings, "frames": n, "frames_buffered_max": pipe.max_buffered}
-    if chunk is not None:
+    if cfg.mode == "fast":
         record.update(key_frames=pipe.key_frames, backbone_crops=pipe.backbone_crops)
     return results, record
 

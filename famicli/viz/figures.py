@@ -77,8 +77,8 @@ def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, jo
         raise ConfigError(f"unknown figure {kind!r}; choose from: {', '.join(KINDS)}")
     check_output(out)
     k = joint_index(joint)
-    if kind == "mi" and source.dataset is None:
-        raise InputError("viz mi needs ground truth: select the clip with --dataset DIR --seq NAME")
+    if kind == "mi" and source.root is None:
+        raise InputError("viz mi needs ground truth: select the clip with --root DIR --seq NAME")
     weights = Path(weights) if weights is not None else demo.default_weights()
     model = load_model(weights, device=resolve_device(device))
     checkpoint = read_checkpoint(weights)  # famipose train writes train_state.configs; assets/make_demo.py configs

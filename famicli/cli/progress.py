@@ -1,19 +1,9 @@
-"""Pieces every command shares: dataset roots, progress bars on stderr."""
+"""Progress on stderr: a rich progress bar, or nothing with ``--quiet`` or a non-TTY stderr."""
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
-from pathlib import Path
-
-DATASET_NAMES = ("posetrack18", "posetrack17", "jhmdb", "synthtrack")
-
-
-def default_root(dataset: str) -> Path:
-    """``$FAMIPOSE_DATA/<dataset>`` if FAMIPOSE_DATA is set, else ``./data/<dataset>``."""
-    base = os.environ.get("FAMIPOSE_DATA")
-    return Path(base) / dataset if base else Path("data") / dataset
 
 
 @contextmanager
