@@ -112,11 +112,9 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
     from famicli.inference.results import VideoPrediction
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
-    from famicli.runtime import resolve_device, resolve_dtype
+    from famicli.runtime import resolve_device
 
-    cfg = cfg or PredictConfig()
-    cfg.validate()  # bad options before anything starts
-    mode, chunk, max_shift, share = cfg.mode, cfg.chunk, cfg.max_shift, cfg.share
+    cfg = cfg or PredictConfig()  # validated when made: bad options fail before anything starts
     t0 = time.perf_counter()
     device = resolve_device(cfg.device) if isinstance(cfg.device, str) else torch.device(cfg.device)
     was_initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -124,8 +122,7 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)  # NCCL collectives run on the current device
-    estimator = PoseEstimator(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(cfg.dtype), cfg.flip,
-                              fast_path=mode == "fast")  # fmt: skip
+    estimator = PoseEstimator.from_config(model, cfg, device, data_cfg)
     box_file = None if cfg.boxes is None else BoxFile(cfg.boxes, 0.2 if cfg.box_threshold is None else cfg.box_threshold)
     files = sequence_files(root, split)
     mine = files[info.rank :: info.world_size]
@@ -139,8 +136,7 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
                 box_src = GroundTruthBoxes(video)
             else:
                 box_src = box_file.for_video(video.name, len(video.frames), require=False)
-            poses, _ = run(source, box_src, estimator, GreedyTracker(), batch_size=cfg.batch_size, skip_unneeded=True,
-                           chunk=chunk if mode == "fast" else None, max_shift=max_shift, share=share)  # fmt: skip
+            poses, _ = run(source, box_src, estimator, GreedyTracker(), cfg, skip_unneeded=True)
             pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
             doc, fmt = prediction_document(video, pred.annotations("famipose"))
             backbone, _ = prediction_document(video, pred.annotations("backbone"))
@@ -169,8 +165,8 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
     reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
     return {**reports, "boxes": box_info, "reference": reference, "sequences": len(files),
-            "inference": {"mode": mode,
-                          **({"share": share, "chunk": chunk, "max_shift": max_shift} if mode == "fast" else {})},
+            "inference": {"mode": cfg.mode, **({"share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift}
+                                              if cfg.mode == "fast" else {})},
             "frames": frames, "persons": persons, "processes": info.world_size,
             "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
 
