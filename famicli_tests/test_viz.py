@@ -4,13 +4,14 @@ deterministic, bad input gives one error line."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from famicli import build_model, load_model, save_checkpoint
+from famicli import load_model
 from famicli.cli.app import app
 from famicli.config import DataConfig, LossConfig
 from famicli.keypoints import JOINT_NAMES
@@ -25,18 +26,18 @@ SEQ, FRAME = "000001_mpii_train", 3  # the train video labels every frame
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A SynthTrack set (2 videos x 8 frames, 160x120) and a randomly initialized tiny checkpoint."""
+def setup(tmp_path_factory, tiny_checkpoint):
+    """A SynthTrack set (2 videos x 8 frames, 160x120) and a copy of the session's randomly initialized tiny
+    checkpoint."""
     root = tmp_path_factory.mktemp("viz")
     generate(root / "synth", SynthConfig(videos=2, frames=8, size=(160, 120), seed=0))
-    torch.manual_seed(0)
-    save_checkpoint(build_model("tiny"), root / "tiny.pt")
+    shutil.copy(tiny_checkpoint, root / "tiny.pt")
     return root
 
 
 @pytest.fixture(scope="module")
 def reference(setup):
-    """The model's own outputs on the clip (SEQ, FRAME, lowest track id), computed without famicli.viz.figures."""
+    """The model's own outputs on the clip (SEQ, FRAME, lowest track id), computed without famicli.viz."""
     model = load_model(setup / "tiny.pt")
     sigma = 3.0 * model.cfg.heatmap_size[1] / 72
     ds = PoseTrackDataset(setup / "synth", "train", DataConfig(sigma=sigma), model.cfg.input_size,
@@ -142,7 +143,7 @@ def test_sampling_locations_follow_deform_conv2d():
     the output is modulation * the sampled coordinate, which must be where sampling_locations says."""
     from torchvision.ops import deform_conv2d
 
-    from famicli.viz.figures import sampling_locations
+    from famicli.viz.inspect import sampling_locations
 
     torch.manual_seed(0)
     g, h, w, d, x, y = 2, 12, 11, 3, 5, 6

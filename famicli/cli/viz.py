@@ -67,7 +67,7 @@ def heatmaps_command(weights: Weights = None, dataset: Dataset = None, root: Roo
 def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
     from famicli.data.synthtrack import demo
     from famicli.errors import InputError
-    from famicli.viz.figures import ClipSource, check_output, visualize
+    from famicli.viz.inspect import ClipSource, check_output, visualize
 
     check_output(out)
     if root is None and dataset is not None:

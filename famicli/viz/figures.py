@@ -1,56 +1,36 @@
 """Figures of FAMI-Pose's inner workings (``famipose viz``): alignment offsets, MI terms, heatmaps.
 
-Each figure is made in two steps: ``*_data(model, clip)`` runs the model once and returns the numbers
-as a JSON-ready dict (what ``--json`` prints), and ``*_figure(data, clip)`` draws only from that dict
-and the clip's crops, so the figure shows exactly the JSON. :func:`visualize` does both for the CLI.
-
-Coordinates: features and heatmaps share one (h, w) grid, "feature pixels"; it is mapped to image
-pixels with the crop's decode matrix (:func:`famicli.data.transforms.decode_matrix`), the same map
-keypoints are decoded with. Crops are drawn in image coordinates, so every panel's axes are image
-pixels. matplotlib runs headless (Agg); files carry no dates, so fixed inputs give identical files.
+Each ``*_figure(data, clip)`` draws only from the numbers :mod:`famicli.viz.inspect` computed (the
+``--json`` output) and the clip's crops. Crops are drawn in image coordinates, so every panel's axes
+are image pixels. matplotlib runs headless (Agg); files carry no dates, so fixed inputs give identical
+files.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from famicli.data.synthtrack import demo
-from famicli import keypoints
+from famicli.data.clip import Clip
+from famicli.errors import ConfigError
 from famicli.keypoints import JOINT_NAMES
-from famicli.data.clip import Clip, ClipSource, load_clip
-from famicli.errors import ConfigError, InputError
-
-log = logging.getLogger(__name__)
 
 FORMATS = (".png", ".svg", ".pdf")
-KINDS = ("offsets", "mi", "heatmaps")
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")  # deformable layers 1-4
+# One colour per joint, used for joint names and markers in every figure: left side cool, right warm.
 # One colour per joint, used for joint names and markers in every figure: left side cool, right warm.
 JOINT_COLORS = ("#404040", "#7f7f7f", "#8c8c00", "#9467bd", "#e377c2", "#1f77b4", "#d62728", "#17becf",
                 "#ff7f0e", "#2ca02c", "#8c564b", "#393b79", "#ad494a", "#6b6ecf", "#d6616b", "#637939",
                 "#843c39")  # fmt: skip
+# MI terms: colour by the feature whose information is measured, solid = feature-label, hatched = feature-feature.
 # MI terms: colour by the feature whose information is measured, solid = feature-label, hatched = feature-feature.
 TERM_STYLE = {"mi_1": ("#1f77b4", ""), "mi_2": ("#1f77b4", "//"), "mi_3": ("#ff7f0e", ""),
               "mi_4": ("#ff7f0e", "//"), "mi_5": ("#2ca02c", ""), "mi_6": ("#2ca02c", "//")}  # fmt: skip
 TERM_LABELS = {"mi_1": r"$T_1\ (\tilde z, \hat Y)$", "mi_2": r"$T_2\ (z_t, \tilde z)$",
                "mi_3": r"$T_3\ (z_{sup}, \hat Y)$", "mi_4": r"$T_4\ (z_{sup}, \tilde z)$",
                "mi_5": r"$T_5\ (z_t, \hat Y)$", "mi_6": r"$T_6\ (z_t, \tilde z)$"}  # fmt: skip
-ATTRIBUTION = ("feature-label terms (T1, T3, T5): the term's row of each joint; feature-feature terms (T2, T4, "
-               "T6): the term's summands averaged over channels and weighted by the joint's ground-truth "
-               "Gaussian heatmap (normalized to sum 1), scaled so that a term spread evenly over the map "
-               "gets its scalar value; null where the joint has no ground truth")  # fmt: skip
-
-
-def joint_index(name: str | None) -> int | None:
-    """Index of a joint name, or None for all joints. Raises ConfigError listing the valid names."""
-    return None if name is None else keypoints.joint_index(name)
-
-
 def check_output(path: Path) -> None:
     """Raises ConfigError unless ``path`` ends in .png, .svg or .pdf."""
     if Path(path).suffix.lower() not in FORMATS:
@@ -58,65 +38,7 @@ def check_output(path: Path) -> None:
                           f"choose from: {', '.join(FORMATS)}")  # fmt: skip
 
 
-def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, joint: str | None = None,
-              device: str = "auto") -> dict:  # fmt: skip
-    """Load the model and the clip, compute the ``kind`` figure's numbers, draw and save it to ``out``.
-
-    Returns the numbers (the ``--json`` output) with the clip, the weights and a provenance record.
-
-    Raises:
-        ConfigError: unknown kind, joint or output format; no weights. InputError: bad clip selection.
-        CheckpointError: unreadable weights.
-    """
-    from famicli.config import DataConfig, LossConfig
-    from famicli.io import provenance
-    from famicli.models.checkpoint import load_model, read_checkpoint
-    from famicli.runtime import resolve_device
-
-    if kind not in KINDS:
-        raise ConfigError(f"unknown figure {kind!r}; choose from: {', '.join(KINDS)}")
-    check_output(out)
-    k = joint_index(joint)
-    if kind == "mi" and source.root is None:
-        raise InputError("viz mi needs ground truth: select the clip with --root DIR --seq NAME")
-    weights = Path(weights) if weights is not None else demo.default_weights()
-    model = load_model(weights, device=resolve_device(device))
-    checkpoint = read_checkpoint(weights)  # famipose train writes train_state.configs; assets/make_demo.py configs
-    configs = checkpoint.get("train_state", {}).get("configs") or checkpoint.get("configs", {})
-    # the run's data config, else training's default target width (train_configs): 3 px at 96x72, scaled
-    data_cfg = DataConfig(**({"sigma": 3.0 * model.cfg.heatmap_size[1] / 72} | _known(DataConfig, configs, "data")))
-    clip = load_clip(source, data_cfg, model.cfg.input_size, model.cfg.heatmap_size)
-    if kind == "offsets":
-        data = offsets_data(model, clip, k)
-    elif kind == "mi":
-        data = mi_data(model, clip, LossConfig(**_known(LossConfig, configs, "loss")), k)
-    else:
-        data = heatmaps_data(model, clip, k)
-    data = {"figure": kind, "clip": clip.describe, "checkpoint": {"path": str(weights), "name": weights.name,
-            "sha256": model.checkpoint_info["file_sha256"], "variant": model.cfg.variant}, **data}  # fmt: skip
-    figure = {"offsets": offsets_figure, "mi": mi_figure, "heatmaps": heatmaps_figure}[kind](data, clip)
-    save_figure(figure, out)
-    log.info("viz %s: wrote %s", kind, out)
-    return data | {"out": str(out), "provenance": provenance(device=str(next(model.parameters()).device))}
-
-
-def _known(cls, configs: dict, name: str) -> dict:
-    """The fields of ``cls`` saved under ``configs[name]`` (lists back to tuples; unknown fields dropped)."""
-    names = {f.name for f in fields(cls)}
-    saved = configs.get(name) or {}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
-
-
-# --------------------------------------------------------------------------------------------- clips
-def _forward(model, clip: Clip):
-    import torch
-
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        return model.eval()(clip.key[None].to(dev), clip.support[None].to(dev))
-
-
-def _decode(clip: Clip, heatmap_size: tuple[int, int]) -> np.ndarray:
+def feature_to_image(clip: Clip, heatmap_size: tuple[int, int]) -> np.ndarray:
     """2x3 matrix feature/heatmap px -> image px."""
     from famicli.data.transforms import decode_matrix
 
@@ -128,118 +50,6 @@ def _crop_to_image(clip: Clip) -> np.ndarray:
     from famicli.data.transforms import input_matrix, invert_affine
 
     return invert_affine(input_matrix(clip.center, clip.scale, 0.0, clip.crops.shape[1:3], clip.crop))
-
-
-def _keypoints(heatmaps, clip: Clip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoded joints: (K, 2) heatmap px, (K, 2) image px, (K,) scores from (1, K, h, w) heatmaps."""
-    from famicli.data.transforms import heatmap_to_image
-    from famicli.inference.decode import decode_heatmaps
-
-    coords, scores = decode_heatmaps(heatmaps)
-    image = heatmap_to_image(coords.double().cpu().numpy(), clip.center[None], clip.scale[None],
-                             tuple(heatmaps.shape[-2:]), clip.crop)  # fmt: skip
-    return coords[0].cpu().numpy(), image[0], scores[0].cpu().numpy()
-
-
-def sampling_locations(offset, mask, x: int, y: int, dilation: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where a 3x3 modulated deformable convolution samples for output pixel (x, y).
-
-    Args:
-        offset: (18G, h, w) offsets as torchvision's ``deform_conv2d`` reads them (per group and tap
-            k = 3i + j: dy, dx). mask: (9G, h, w) modulation.
-        x, y: output position, feature pixels. dilation: kernel dilation (= padding, stride 1).
-
-    Returns:
-        (G*9, 2) sampling points (x, y) in feature pixels and (G*9,) modulation values.
-    """
-    off = np.asarray(offset)[:, y, x].reshape(-1, 9, 2)  # (18G,) -> (G, 9, [dy, dx])
-    i, j = np.divmod(np.arange(9), 3)
-    px = x + (j - 1) * dilation + off[..., 1]
-    py = y + (i - 1) * dilation + off[..., 0]
-    return np.stack((px, py), -1).reshape(-1, 2), np.asarray(mask)[:, y, x].reshape(-1)
-
-
-def _selected(joint: int | None) -> list[int]:
-    return list(range(len(JOINT_NAMES))) if joint is None else [joint]
-
-
-def offsets_data(model, clip: Clip, joint: int | None = None) -> dict:
-    """GTM translations, decoded joints, deformable sampling points and offset magnitudes."""
-    from famicli.data.transforms import apply_affine
-
-    out = _forward(model, clip)
-    h, w = out.heatmaps.shape[-2:]
-    decode = _decode(clip, (h, w))
-    shift = out.gtm_translation[0].double().cpu().numpy()  # (S, 2) feature px
-    hm_xy, img_xy, scores = _keypoints(out.heatmaps, clip)
-    offsets = [o[0].double().cpu().numpy() for o in out.offsets]  # 4 x (18G, h, w)
-    masks = [m[0].double().cpu().numpy() for m in out.masks]
-    sampling = []
-    for k in _selected(joint):
-        x, y = int(np.clip(round(hm_xy[k, 0]), 0, w - 1)), int(np.clip(round(hm_xy[k, 1]), 0, h - 1))
-        layers = []
-        for i in range(4):
-            pts, mod = sampling_locations(offsets[i], masks[i], x, y, model.cfg.dcn_dilation)
-            layers.append({"layer": i + 1, "points_feature_px": pts.tolist(),
-                           "points_image_px": apply_affine(pts, decode).tolist(),
-                           "modulation": mod.tolist()})  # fmt: skip
-        sampling.append({"joint": JOINT_NAMES[k], "position_feature_px": [x, y],
-                         "position_image_px": apply_affine(np.array([x, y], float), decode).tolist(),
-                         "layers": layers})  # fmt: skip
-    magnitude = [np.linalg.norm(o.reshape(-1, 9, 2, h, w), axis=2).mean((0, 1)) for o in offsets]  # (h, w) each
-    return {
-        "dilation": model.cfg.dcn_dilation,
-        "gtm_translation": {"support_offsets": list(clip.offsets), "support_frames": clip.positions[1:],
-                            "feature_px": shift.tolist(), "image_px": (shift @ decode[:, :2].T).tolist()},  # fmt: skip
-        "keypoints": [{"joint": JOINT_NAMES[k], "heatmap_px": hm_xy[k].tolist(), "image_px": img_xy[k].tolist(),
-                       "score": float(scores[k])} for k in range(len(JOINT_NAMES))],  # fmt: skip
-        "sampling": sampling,
-        "offset_magnitude_feature_px": [m.tolist() for m in magnitude],
-    }
-
-
-def mi_data(model, clip: Clip, loss_cfg, joint: int | None = None) -> dict:
-    """The six MI terms per joint with both estimators, and their weighted totals per joint."""
-    from famicli.losses.mutual_info import ESTIMATORS, TERM_NAMES, MutualInformation
-    from famicli.losses.objective import mi_weights
-
-    out = _forward(model, clip)
-    f = out.features
-    regions = clip.target[None].to(out.heatmaps)  # (1, K, h, w) ground-truth Gaussians
-    weights = mi_weights(loss_cfg)
-    shown = _selected(joint)
-    result = {}
-    for est in ESTIMATORS:
-        mi = MutualInformation(est, model.cfg.mi_temperature)
-        terms = mi.per_joint(model.backbone.final_layer, f["key"], f["support"], f["aggregated"], out.heatmaps, regions)
-        values = {t: terms[t][0].double().cpu().numpy()[shown] for t in TERM_NAMES}
-        total = sum(weights[t] * values[t] for t in TERM_NAMES)
-        result[est] = {"terms": {t: _nan_to_none(v) for t, v in values.items()}, "weighted_total": _nan_to_none(total)}
-    return {"joints": [JOINT_NAMES[k] for k in shown], "term_weights": weights, "temperature": model.cfg.mi_temperature,
-            "attribution": ATTRIBUTION, "estimators": result}  # fmt: skip
-
-
-def heatmaps_data(model, clip: Clip, joint: int | None = None) -> dict:
-    """Backbone-only and FAMI-Pose heatmaps per joint, their decoded peaks and the ground truth."""
-    out = _forward(model, clip)
-    shown = _selected(joint)
-    peaks = {name: _keypoints(hm, clip) for name, hm in (("fami", out.heatmaps), ("backbone", out.backbone_heatmaps))}
-    rows = []
-    for k in shown:
-        row = {"joint": JOINT_NAMES[k]}
-        gt = clip.joints[k] if clip.joints is not None and clip.joints[k, 2] > 0 else None
-        row["gt_image_px"] = None if gt is None else gt[:2].tolist()
-        for name, (_, xy, score) in peaks.items():
-            err = None if gt is None else float(np.hypot(*(xy[k] - gt[:2])))
-            row[name] = {"image_px": xy[k].tolist(), "score": float(score[k]), "error_px": err}
-        rows.append(row)
-    return {"joints": [JOINT_NAMES[k] for k in shown], "peaks": rows,
-            "heatmaps": out.heatmaps[0, shown].double().cpu().numpy().tolist(),
-            "backbone_heatmaps": out.backbone_heatmaps[0, shown].double().cpu().numpy().tolist()}  # fmt: skip
-
-
-def _nan_to_none(values: np.ndarray) -> list:
-    return [None if math.isnan(v) else float(v) for v in np.asarray(values, dtype=float)]
 
 
 # ---------------------------------------------------------------------------------------- drawing
@@ -276,7 +86,7 @@ def _show_crop(ax, clip: Clip, index: int, dim: float = 1.0) -> None:
 
 def _grid_extent(clip: Clip, h: int, w: int) -> tuple[float, float, float, float]:
     """imshow extent of an (h, w) feature/heatmap grid in image pixels."""
-    decode = _decode(clip, (h, w))
+    decode = feature_to_image(clip, (h, w))
     (x0, y0), (x1, y1) = (decode[:, :2] @ np.array(p) + decode[:, 2] for p in ((-0.5, -0.5), (w - 0.5, h - 0.5)))
     return (x0, x1, y1, y0)
 
