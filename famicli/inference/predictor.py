@@ -298,7 +298,8 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
     import av
     import torchvision
 
-    from famicli.inference.results import VideoPrediction, draw_poses, video_images
+    from famicli.inference.render import draw_poses
+    from famicli.inference.results import VideoPrediction, video_images
     from famicli.io import provenance
 
     def render(t, frame, poses, timer):
