@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from famicli import __version__
-from famicli.config import VARIANTS
 from famicli.errors import ConfigError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -82,13 +81,11 @@ def seed_everything(seed: int) -> None:
 
 
 def environment_info() -> dict:
-    """Versions, the device famipose would pick, and parameter counts per module of each variant."""
+    """Versions, and the device famipose would pick."""
     import torchvision
 
-    from famicli.models.famipose import FamiPose
-
     device = resolve_device("auto")
-    env = {
+    return {
         "famipose": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -98,13 +95,3 @@ def environment_info() -> dict:
         "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
         "cpu threads": torch.get_num_threads(),
     }
-    variants = {}
-    with torch.device("meta"):  # no memory, no init cost: only shapes are needed
-        for name, cfg in VARIANTS.items():
-            groups = FamiPose(cfg).parameter_groups()
-            variants[name] = {
-                "input_size": list(cfg.input_size),
-                "heatmap_size": list(cfg.heatmap_size),
-                "parameters": {**groups, "total": sum(groups.values())},
-            }
-    return {"environment": env, "variants": variants}

@@ -12,9 +12,10 @@ from famicli.cli import options as opt
 
 def info(json_out: Annotated[bool, opt.json_out()] = False) -> None:
     """Show library versions, the device famipose would use, and each variant's parameters."""
+    from famicli.models.famipose import variant_summary
     from famicli.runtime import environment_info
 
-    report = environment_info()
+    report = {"environment": environment_info(), "variants": variant_summary()}
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return

@@ -135,6 +135,22 @@ class FamiPose(nn.Module):
         return {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
 
 
+def variant_summary() -> dict[str, dict]:
+    """Input and heatmap size and parameter counts per module of every preset in ``VARIANTS``."""
+    from famicli.config import VARIANTS
+
+    summary = {}
+    with torch.device("meta"):  # no memory, no init cost: only shapes are needed
+        for name, cfg in VARIANTS.items():
+            groups = FamiPose(cfg).parameter_groups()
+            summary[name] = {
+                "input_size": list(cfg.input_size),
+                "heatmap_size": list(cfg.heatmap_size),
+                "parameters": {**groups, "total": sum(groups.values())},
+            }
+    return summary
+
+
 def build_model(variant: str | ModelConfig = "w48") -> FamiPose:
     """A randomly initialized FAMI-Pose.
 
