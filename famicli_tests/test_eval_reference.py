@@ -47,7 +47,7 @@ def assert_matches(report: dict, expected: dict) -> None:
     assert report["mot_totals"]["Rec"] == pytest.approx(mot["Rec_Total"], abs=1e-6)
 
 
-@pytest.mark.parametrize("tracker", ["fast", "motmetrics"])
+@pytest.mark.parametrize("tracker", ["famipose", "motmetrics"])
 @pytest.mark.parametrize("case", CASES)
 def test_reference_case_reproduced(case, tracker):
     folder = shared_path("poseval_reference", case)

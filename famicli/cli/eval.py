@@ -19,7 +19,7 @@ MODEL = "Model in the loop (with --weights)"  # help panel of the options that r
 
 
 class Tracker(str, Enum):
-    fast = "fast"
+    famipose = "famipose"
     motmetrics = "motmetrics"
 
 
@@ -39,8 +39,8 @@ def eval_command(
     per_sequence: Annotated[bool, opt.flag("--per-sequence", help="Add AP/MOT per sequence.")] = False,
     strict: Annotated[bool, opt.flag("--strict/--no-strict", help="Refuse suspicious input (default) or warn and "
                                      "score.")] = True,
-    tracker: Annotated[Tracker, typer.Option("--tracker", help="MOT accumulators: famipose's (fast) or motmetrics "
-                                             "itself.")] = Tracker.fast,
+    tracker: Annotated[Tracker, typer.Option("--tracker", help="MOT accumulators: famipose's vectorised ones or "
+                                             "motmetrics itself (same numbers).")] = Tracker.famipose,
     order: Annotated[Order, typer.Option("--order", help="Sequence order: poseval's (directory order) or "
                                          "sorted.")] = Order.listdir,
     coco: Annotated[bool, opt.flag("--coco/--no-coco", help="Also compute COCO OKS AP.")] = True,

@@ -339,7 +339,7 @@ def mot_metrics(counts: dict[str, np.ndarray], per_sequence: bool = False) -> di
     return {k: (v if per_sequence else v[0]) for k, v in out.items()}
 
 
-def track_counts(fr: Frames, m: Matching, n_seqs: int, tracker: str = "fast") -> dict:
+def track_counts(fr: Frames, m: Matching, n_seqs: int, tracker: str = "famipose") -> dict:
     """Per-(sequence, joint) accumulator counts with the chosen tracker implementation."""
     inp = tracker_input(fr, m, n_seqs)
     if tracker == "motmetrics":

@@ -39,7 +39,7 @@ from famicli.formats.validate import (
 
 log = logging.getLogger(__name__)
 DATASETS = ("posetrack18", "posetrack17", "jhmdb")
-TRACKERS = ("fast", "motmetrics")
+TRACKERS = ("famipose", "motmetrics")  # MOT accumulators: famipose's vectorised ones, or motmetrics'
 KNOWN_RELEASES = {170: "PoseTrack18 val (170 sequences)", 74: "PoseTrack18 early val release "
                   "(74 sequences)", 50: "PoseTrack17 val (50 sequences)"}  # fmt: skip
 
@@ -101,7 +101,7 @@ def evaluate(
     dataset: str = "posetrack18",
     *,
     strict: bool = True,
-    tracker: str = "fast",
+    tracker: str = "famipose",
     coco: bool = True,
     per_sequence: bool = False,
     order: str | list[str] = "listdir",
