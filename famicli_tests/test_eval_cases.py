@@ -76,3 +76,26 @@ def test_single_labeled_sequence_is_refused_and_its_ap_kept_with_no_strict():
     report = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False,
                               strict=False).to_dict()  # fmt: skip
     assert_matches(report, expected, mot=False)
+
+
+def test_warnings_are_summarized_per_kind_listed_in_json_and_silenced_by_quiet(tmp_path):
+    """Many files with persons without keypoints give one summary line; --json lists each; -q none."""
+    src = shared_path("poseval_cases", "basic_jitter")
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    for f in sorted((src / "gt").glob("*.json")):
+        doc = json.loads(f.read_text())
+        doc["annotations"].append({**doc["annotations"][0], "keypoints": [0] * 51, "track_id": 9999})
+        (gt / f.name).write_text(json.dumps(doc))
+        (pred / f.name).write_text((src / "pred" / f.name).read_text())
+    args = ["eval", "--gt", str(gt), "--pred", str(pred), "--order", "sorted", "--no-coco"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    n = len(list(gt.glob("*.json")))
+    listed = [w for w in json.loads(result.stdout)["warnings"] if "have no keypoint" in w]
+    assert len(listed) == n > 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"Warning: {n} sequence files have persons without any keypoint")
+    assert lines[0].endswith(listed[0])  # "...; first: <the first warning>"
+    quiet = runner.invoke(app, [*args, "-q"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -89,7 +89,7 @@ def eval_command(
         return _eval_weights(dataset.value, root, weights, cfg, variant_name, pred_out, json_out, out, quiet)
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
-    with _warnings_to_stderr(), _progress(quiet) as progress:
+    with _warnings_to_stderr(quiet), _progress(quiet) as progress:
         result = evaluate(gt_dir, pred, scoring, strict=strict, tracker=tracker.value,
                           coco=coco, per_sequence=per_sequence, order=order.value,
                           progress=progress)  # fmt: skip
@@ -134,10 +134,11 @@ class _StderrWarnings(logging.Handler):
 
 
 @contextmanager
-def _warnings_to_stderr():
-    """Library warnings (logging) become ``Warning: ...`` lines on stderr, once each."""
+def _warnings_to_stderr(quiet: bool = False):
+    """Library warnings (logging) become ``Warning: ...`` lines on stderr; ``-q`` drops them (they stay in
+    ``--json``'s ``warnings``). The evaluator logs at most one line per kind of warning."""
     loggers = [logging.getLogger(name) for name in ("famicli.metrics", "famicli.formats")]
-    handler = _StderrWarnings(logging.WARNING)
+    handler = _StderrWarnings(logging.WARNING) if not quiet else logging.NullHandler()
     old = [logger.propagate for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
@@ -244,7 +245,7 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: 
     _default_gt(dataset, root)  # a clear error when the dataset is not there
     device = resolve_device(cfg.device)
     model = load_model(weights, variant, device)
-    with _warnings_to_stderr(), progress_bar("eval", quiet) as update:
+    with _warnings_to_stderr(quiet), progress_bar("eval", quiet) as update:
         result = evaluate_model(model, root, cfg, pred_dir=pred_out,
                                 progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
     if result is None:  # a torchrun process other than rank 0
