@@ -1,8 +1,11 @@
-"""Shared fixtures: where the reference data lives, and small models built once per session."""
+"""Shared fixtures: where the reference data lives; one torch thread for the session (``one_thread``); and
+what the modules share, built once per session: one SynthTrack set (``synthtrack``) and one randomly
+initialized ``tiny`` checkpoint (``tiny_checkpoint``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,54 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference data not found at {path} (set FAMIPOSE_SHARED to the shared/ folder)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for the session, restored afterwards. The tests' tensors are small: one
+    thread is about as fast on an idle machine, and many times faster on a busy one or one with many cores,
+    where a pool of threads larger than the free cores spins (one epoch of test_train's tiny model at load 5
+    on 2 cores: 5 s wall and 2.5 CPU-s with one thread, 50 s and 27 CPU-s with two)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def synthtrack(tmp_path_factory) -> Iterator[Path]:
+    """One SynthTrack set for the whole session: 3 videos of 5 frames at 160x120, seed 1. ``train`` holds
+    ``000001_mpii_train`` (every frame labeled, 20 persons); ``val`` holds ``000002_mpii_test`` and
+    ``000003_mpii_test`` (frames 0 and 4 labeled, 4 persons each). Tests read it; one that changes files
+    copies it first (checked when the session ends). Modules that need more frames or training samples
+    generate their own."""
+    from famicli.data.synthtrack.generate import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("shared") / "synthtrack"
+    generate(root, SynthConfig(videos=3, frames=5, size=(160, 120), seed=1, val_videos=2))
+    before = _contents(root)
+    yield root
+    assert _contents(root) == before, f"a test changed the shared SynthTrack set at {root}"
+
+
+def _contents(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A ``tiny`` FAMI-Pose checkpoint with random weights (``torch.manual_seed(0)``), saved once; building it
+    takes a fraction of a second, no training. Tests load it; one that needs other weights saves its own."""
+    import torch
+
+    import famicli
+
+    with torch.random.fork_rng():  # the session's global RNG state is left as it was
+        torch.manual_seed(0)
+        model = famicli.build_model("tiny")
+    return famicli.save_checkpoint(model, tmp_path_factory.mktemp("shared") / "tiny.pt")
 
 
 def encode_sequence(root: Path, split: str, seq: str, video: Path, fps: float = 25) -> Path:

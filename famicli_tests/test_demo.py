@@ -21,11 +21,11 @@ REPO_ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A small demo clip written by the same function as the bundled one, and a tiny checkpoint."""
+def clip(tmp_path_factory, tiny_checkpoint):
+    """A small demo clip written by the same function as the bundled one, and the session's tiny checkpoint."""
     folder = tmp_path_factory.mktemp("assets")
     summary = demo.write_demo_clip(folder, frames=6, size=(160, 120))
-    famicli.save_checkpoint(famicli.build_model("tiny"), folder / demo.WEIGHTS_NAME)
+    shutil.copy(tiny_checkpoint, folder / demo.WEIGHTS_NAME)
     return folder, summary
 
 

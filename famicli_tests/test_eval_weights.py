@@ -19,16 +19,10 @@ SCORES = ("ap", "mota", "mot_totals", "ap_per_joint", "mota_per_joint", "coco")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    import famicli
-    from famicli.data.synthtrack.generate import SynthConfig, generate
-
-    base = tmp_path_factory.mktemp("evalw")
-    root = base / "synth"
-    generate(root, SynthConfig(videos=3, frames=5, size=(160, 120), seed=1, val_videos=2))
-    weights = base / "tiny.pt"
-    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
-    return {"base": base, "root": root, "weights": weights}
+def data(tmp_path_factory, synthtrack, tiny_checkpoint):
+    """The session's SynthTrack set (val: 2 sequences, 10 frames, 8 persons) and tiny checkpoint, and a
+    folder for this module's outputs."""
+    return {"base": tmp_path_factory.mktemp("evalw"), "root": synthtrack, "weights": tiny_checkpoint}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import torch
 
 from famicli.config import DataConfig, get_variant
 from famicli.data.posetrack import PoseTrackDataset
-from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.engine.validator import validate
 
 
@@ -29,9 +28,8 @@ class _Oracle(torch.nn.Module):
 
 
 @pytest.mark.parametrize("crop", ["unbiased", "standard"])
-def test_perfect_heatmaps_score_100(tmp_path, crop):
-    root = tmp_path / "st"
-    generate(root, SynthConfig(videos=2, frames=8, size=(160, 120), seed=4, val_videos=1))
+def test_perfect_heatmaps_score_100(synthtrack, tmp_path, crop):
+    root = synthtrack  # the session's set (conftest); its val split is scored
     cfg = get_variant("tiny")
     data = DataConfig(sigma=1.0, crop=crop)
     dataset = PoseTrackDataset(root, "val", data, cfg.input_size, cfg.heatmap_size, train=False)

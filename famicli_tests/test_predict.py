@@ -20,18 +20,19 @@ FRAMES, SIZE = 5, (160, 120)
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A SynthTrack val sequence (5 frames, 160x120, persons labeled on frames 0 and 4), its frames
-    encoded in each container, and a random tiny checkpoint."""
-    import famicli
+def clip(tmp_path_factory, synthtrack, tiny_checkpoint):
+    """The session's SynthTrack set and its first val sequence (5 frames, 160x120, persons labeled on frames
+    0 and 4: its annotations copied alone into a folder, the ground truth ``eval --gt`` reads), its frames
+    encoded in each container, and the session's random tiny checkpoint."""
     from famicli.data.posetrack import read_image
-    from famicli.data.synthtrack.generate import SynthConfig, generate
     from famicli.data.video import VideoWriter
 
     base = tmp_path_factory.mktemp("predict")
-    root = base / "synth"
-    generate(root, SynthConfig(videos=2, frames=FRAMES, size=SIZE, seed=1, val_videos=1))
-    ann = next((root / "annotations" / "val").glob("*.json"))
+    root = synthtrack
+    first = min((root / "annotations" / "val").glob("*.json"))
+    ann = base / "gt" / first.name
+    ann.parent.mkdir()
+    shutil.copy(first, ann)
     seq = ann.stem
     frames = sorted((root / "images" / "val" / seq).glob("*.jpg"))
     videos = {}
@@ -41,9 +42,7 @@ def clip(tmp_path_factory):
         with VideoWriter(videos[suffix], 25, SIZE) as writer:
             for f in frames:
                 writer.write(read_image(f))
-    weights = base / "tiny.pt"
-    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
-    return {"base": base, "root": root, "ann": ann, "seq": seq, "videos": videos, "weights": weights}
+    return {"base": base, "root": root, "ann": ann, "seq": seq, "videos": videos, "weights": tiny_checkpoint}
 
 
 @pytest.fixture(scope="module")

@@ -15,21 +15,17 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """Two SynthTrack val sequences (one encoded as mp4), a tiny checkpoint, and bad inputs."""
+def setup(tmp_path_factory, synthtrack, tiny_checkpoint):
+    """The session's SynthTrack set (two val sequences of 5 frames; one encoded as mp4) and tiny checkpoint,
+    and bad inputs."""
     import av
 
-    import famicli
-    from famicli.data.synthtrack.generate import SynthConfig, generate
-
     base = tmp_path_factory.mktemp("bad")
-    root = base / "synth"
-    generate(root, SynthConfig(videos=3, frames=5, size=(160, 120), seed=1, val_videos=2))
+    root = synthtrack
     anns = sorted((root / "annotations" / "val").glob("*.json"))
     seq = anns[0].stem
     video = encode_sequence(root, "val", seq, base / f"{seq}.mp4")
-    weights = base / "tiny.pt"
-    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
+    weights = tiny_checkpoint
     bad = base / "bad"
     bad.mkdir()
     (bad / "empty.mp4").write_bytes(b"")

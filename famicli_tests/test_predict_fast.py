@@ -5,6 +5,7 @@ shared within ``max_shift``, files readable by ``famipose eval``, and option err
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,16 +24,6 @@ from famicli.inference.track import GreedyTracker
 from famicli_tests.conftest import encode_sequence
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast on an idle machine and many times faster on a busy
-    one (a thread pool larger than the free cores spins); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the forward split -------------------------------------------------------------------------
@@ -276,20 +267,17 @@ def test_flip_from_cached_features_equals_flip_of_windows(tiny):
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    """A SynthTrack set (its val sequence: 6 frames, 2-4 persons, labeled on frames 0 and 4) and a video."""
-    import famicli
-    from famicli.data.synthtrack.generate import SynthConfig, generate
-
+def synth(tmp_path_factory, synthtrack, tiny_checkpoint):
+    """The session's SynthTrack set and tiny checkpoint; its first val sequence (5 frames, 4 persons,
+    labeled on frames 0 and 4) as a video, its annotations copied alone into a folder (``eval --gt``)."""
     base = tmp_path_factory.mktemp("fast_cli")
-    root = base / "synth"
-    generate(root, SynthConfig(videos=2, frames=6, size=(160, 120), seed=3, val_videos=1))
-    ann = next((root / "annotations" / "val").glob("*.json"))
+    root = synthtrack
+    first = min((root / "annotations" / "val").glob("*.json"))
+    ann = base / "gt" / first.name
+    ann.parent.mkdir()
+    shutil.copy(first, ann)
     video = encode_sequence(root, "val", ann.stem, base / f"{ann.stem}.mp4")
-    weights = base / "tiny.pt"
-    torch.manual_seed(1)
-    famicli.save_checkpoint(famicli.build_model("tiny"), weights)
-    return {"base": base, "root": root, "ann": ann, "video": video, "weights": weights}
+    return {"base": base, "root": root, "ann": ann, "video": video, "weights": tiny_checkpoint}
 
 
 def test_cli_fast_mode_files_score_with_famipose_eval(synth):

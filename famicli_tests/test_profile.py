@@ -196,10 +196,8 @@ def test_gpu_channels_last_on_cuda():
     assert result.latency[0]["famipose"]["per_key_frame_ms"]["p50"] > 0
 
 
-def test_weights_give_the_architecture_and_the_checkpoint_hash(tmp_path):
-    from famicli import build_model, save_checkpoint
-
-    path = save_checkpoint(build_model("tiny"), tmp_path / "tiny.pt")
+def test_weights_give_the_architecture_and_the_checkpoint_hash(tiny_checkpoint):
+    path = tiny_checkpoint
     result = profile_model(weights=str(path), device="cpu", warmup=0, iters=1, baseline=False, probe_seconds=0.05)
     assert result.model["variant"] == "tiny" and result.model["weights"] == str(path)
     assert len(result.provenance["checkpoint_sha256"]) == 64
