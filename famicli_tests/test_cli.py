@@ -42,7 +42,6 @@ def test_info_json_lists_variants_with_parameter_counts():
     assert set(report["variants"]["tiny"]["parameters"]) == {
         "backbone", "global_transformation", "local_calibration", "aggregation", "head", "total"
     }  # fmt: skip
-    assert report["environment"]["torch"].startswith("2.14.1")
 
 
 def test_info_table():

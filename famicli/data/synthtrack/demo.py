@@ -8,6 +8,7 @@ in seconds) when no dataset is at its root.
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
 from famicli.errors import ConfigError
@@ -19,8 +20,26 @@ BOXES_NAME = "demo_boxes.json"  # its person boxes (PoseTrack18 file with track 
 SYNTH_RECIPE = {"videos": 160, "frames": 12, "seed": 1}
 # The demo clip: one SynthTrack video (4 people, 2 occluders, 5 motion-blurred frames), 3 s at 25 fps
 CLIP_RECIPE = {"seed": 4, "frames": 75, "fps": 25}
-# Looked up in order: installed beside the package, then the source checkout's assets/
-ASSET_DIRS = (Path(__file__).resolve().parent / "assets", Path(__file__).resolve().parents[1] / "assets")
+
+
+def _asset_dirs() -> tuple[Path, ...]:
+    """The package ``famicli.assets`` (the checkout's ``assets/`` in an editable install, its copy in a wheel
+    install), then the checkout's ``assets/`` for a source tree used without installing it."""
+    folders = []
+    try:
+        package = importlib.resources.files("famicli.assets")
+    except ModuleNotFoundError:  # a checkout on sys.path, or an editable install made before assets/ was a package
+        package = None
+    if isinstance(package, Path):  # a folder on disk (not inside a zip file)
+        folders.append(package.resolve())
+    checkout = Path(__file__).resolve().parents[3]  # famicli/data/synthtrack/demo.py -> the source tree
+    if (checkout / "pyproject.toml").is_file():
+        folders.append(checkout / "assets")
+    return tuple(dict.fromkeys(folders))
+
+
+# Looked up in order (see _asset_dirs)
+ASSET_DIRS = _asset_dirs()
 
 
 def asset(name: str) -> Path | None:
