@@ -109,12 +109,12 @@ def test_bundled_assets_are_complete():
 def test_bundled_weights_score_well_above_untrained(tmp_path):
     from famicli.config import train_configs
     from famicli.data.synthtrack.generate import SynthConfig, generate
-    from famicli.engine.validator import evaluate_with_gt_boxes
+    from famicli.engine.validator import validate
 
     root = tmp_path / "synth"  # 6 videos the weights never saw (another seed than the recipe's)
     generate(root, SynthConfig(videos=6, frames=8, seed=77, val_videos=6, val_label_every=2))
     _, data_cfg, _, _ = train_configs("tiny")
-    trained = evaluate_with_gt_boxes(famicli.load_model(REPO_ASSETS / demo.WEIGHTS_NAME), root, "val", data_cfg)
-    untrained = evaluate_with_gt_boxes(famicli.build_model("tiny").eval(), root, "val", data_cfg)
+    trained = validate(famicli.load_model(REPO_ASSETS / demo.WEIGHTS_NAME), root, data_cfg)
+    untrained = validate(famicli.build_model("tiny").eval(), root, data_cfg)
     assert untrained["ap"]["Total"] < 2
     assert trained["ap"]["Total"] > 15, trained["ap"]
