@@ -20,10 +20,14 @@ RECIPE = {
     "synthtrack": {"videos": 160, "frames": 12, "seed": 1},
     "commands": [
         "famipose data synth --out data/synthtrack --videos 160 --frames 12 --seed 1",
-        ("famipose train --dataset synthtrack --root data/synthtrack --variant tiny --single-frame "
-         "--epochs 8 --lr-steps 6 --batch 16 --lr 5e-3 --seed 0 --out runs/demo_sf"),
-        ("famipose train --dataset synthtrack --root data/synthtrack --variant tiny --backbone runs/demo_sf/last.pt "
-         "--freeze-backbone --epochs 6 --lr-steps 4 --batch 16 --lr 5e-3 --alpha 0 --seed 0 --out runs/demo_fami"),
+        (
+            "famipose train --dataset synthtrack --root data/synthtrack --variant tiny --single-frame "
+            "--epochs 8 --lr-steps 6 --batch 16 --lr 5e-3 --seed 0 --out runs/demo_sf"
+        ),
+        (
+            "famipose train --dataset synthtrack --root data/synthtrack --variant tiny --backbone runs/demo_sf/last.pt "
+            "--freeze-backbone --epochs 6 --lr-steps 4 --batch 16 --lr 5e-3 --alpha 0 --seed 0 --out runs/demo_fami"
+        ),
     ],
 }
 
@@ -50,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if RECIPE["synthtrack"] != demo.SYNTH_RECIPE:
         raise SystemExit("Error: RECIPE['synthtrack'] differs from famicli.data.synthtrack.demo.SYNTH_RECIPE")
     summary = demo.write_demo_clip(args.out)
-    print(f"{summary['video']}: {summary['frames']} frames, {summary['persons']} boxes, "
-          f"{summary['blurred_frames']} blurred frames, {summary['occluded_frames']} frames with occlusions")
+    print(
+        f"{summary['video']}: {summary['frames']} frames, {summary['persons']} boxes, "
+        f"{summary['blurred_frames']} blurred frames, {summary['occluded_frames']} frames with occlusions"
+    )
     if args.weights:
         model = famicli.load_model(args.weights)
         configs = read_checkpoint(args.weights).get("train_state", {}).get("configs", {})  # data, loss, train

@@ -36,9 +36,16 @@ def shapes(dilation: int) -> dict[str, dict]:
     """Benchmark cases read off the variants: batch, channels, feature size, offset groups."""
     w48, tiny = VARIANTS["w48"], VARIANTS["tiny"]
     cases = {"w48": (w48, 1), "tiny_train": (tiny, 8)}
-    return {name: {"batch": b, "channels": cfg.width, "size": cfg.heatmap_size,
-                   "offset_groups": cfg.dcn_offset_groups, "dilation": dilation}
-            for name, (cfg, b) in cases.items()}  # fmt: skip
+    return {
+        name: {
+            "batch": b,
+            "channels": cfg.width,
+            "size": cfg.heatmap_size,
+            "offset_groups": cfg.dcn_offset_groups,
+            "dilation": dilation,
+        }
+        for name, (cfg, b) in cases.items()
+    }
 
 
 def make_inputs(case: dict, seed: int = 0) -> tuple:
@@ -126,8 +133,10 @@ def bench_train_step(repeats: int, batch: int = 8) -> dict:
                     times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     finally:
         set_dcn_implementation(previous)
-    row = {name: {"step_s": statistics.median(t[0] for t in v), "step_cpu_s": statistics.median(t[1] for t in v)}
-           for name, v in times.items()}  # fmt: skip
+    row = {
+        name: {"step_s": statistics.median(t[0] for t in v), "step_cpu_s": statistics.median(t[1] for t in v)}
+        for name, v in times.items()
+    }
     row["ratio"] = {k: row["famipose"][k] / row["torchvision"][k] for k in ("step_s", "step_cpu_s")}
     return {"batch": batch, **row}
 
@@ -142,8 +151,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = {"torch": torch.__version__, "torchvision": torchvision.__version__,
-              "threads": torch.get_num_threads(), "cases": {}}  # fmt: skip
+    report = {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "threads": torch.get_num_threads(),
+        "cases": {},
+    }
     for name, case in shapes(args.dilation).items():
         report["cases"][name] = {"shape": case, **bench(case, args.repeats)}
     if args.train_step:
@@ -151,13 +164,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"torch {report['torch']}, torchvision {report['torchvision']}, {report['threads']} threads; "
-          f"median of {args.repeats}; ratio = famipose / torchvision (wall clock, CPU time in brackets)")  # fmt: skip
+    print(
+        f"torch {report['torch']}, torchvision {report['torchvision']}, {report['threads']} threads; "
+        f"median of {args.repeats}; ratio = famipose / torchvision (wall clock, CPU time in brackets)"
+    )
     print(f"{'case':<34} {'pass':<9} {'famipose ms':>16} {'torchvision ms':>16} {'ratio':>14} {'speed-up':>9}")
     for name, row in report["cases"].items():
         s = row["shape"]
-        label = (f"{name} B={s['batch']} C={s['channels']} {s['size'][0]}x{s['size'][1]} "
-                 f"G={s['offset_groups']} d={s['dilation']}")  # fmt: skip
+        label = (
+            f"{name} B={s['batch']} C={s['channels']} {s['size'][0]}x{s['size'][1]} "
+            f"G={s['offset_groups']} d={s['dilation']}"
+        )
         for key, pass_name in (("forward", "forward"), ("backward", "backward")):
             wall, cpu = f"{key}_ms", f"{key}_cpu_ms"
             ours = f"{row['famipose'][wall]:.2f} ({row['famipose'][cpu]:.1f})"
@@ -174,6 +191,7 @@ def main() -> None:
         ratio = f"{t['ratio']['step_s']:.3f} ({t['ratio']['step_cpu_s']:.3f})"
         label = f"tiny model training step B={t['batch']}"
         print(f"{label:<34} {'step':<9} {ours:>16} {ref:>16} {ratio:>14} {1 / t['ratio']['step_s']:>8.1f}x")
+
 
 if __name__ == "__main__":
     main()

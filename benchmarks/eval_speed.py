@@ -25,8 +25,17 @@ from pathlib import Path
 
 POSEVAL_SECONDS = 207.0  # the official poseval on this case's size, 2-core machine (shared README)
 POSEVAL_RSS_GB = 2.9
-SCORES = ("ap", "precision_per_joint", "recall_per_joint", "mota", "motp_per_joint",
-          "mot_precision_per_joint", "mot_recall_per_joint", "mot_totals", "coco")  # fmt: skip
+SCORES = (
+    "ap",
+    "precision_per_joint",
+    "recall_per_joint",
+    "mota",
+    "motp_per_joint",
+    "mot_precision_per_joint",
+    "mot_recall_per_joint",
+    "mot_totals",
+    "coco",
+)
 
 
 def ensure_case(case: Path, shared: Path) -> Path:
@@ -43,8 +52,19 @@ def ensure_case(case: Path, shared: Path) -> Path:
 
 def run_once(folder: Path) -> dict:
     """One ``famipose eval`` in a fresh process: its report, wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "famicli", "eval", "--dataset", "posetrack18", "--gt", str(folder / "gt"),
-           "--pred", str(folder / "pred"), "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "famicli",
+        "eval",
+        "--dataset",
+        "posetrack18",
+        "--gt",
+        str(folder / "gt"),
+        "--pred",
+        str(folder / "pred"),
+        "--json",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -54,9 +74,14 @@ def run_once(folder: Path) -> dict:
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
     report = json.loads(proc.stdout)
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
-    return {"wall_s": round(wall, 3), "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
-            "timings": report["provenance"]["timings"], "warning_lines": len(warnings),
-            "warnings_in_json": len(report.get("warnings", [])), "report": report}  # fmt: skip
+    return {
+        "wall_s": round(wall, 3),
+        "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
+        "timings": report["provenance"]["timings"],
+        "warning_lines": len(warnings),
+        "warnings_in_json": len(report.get("warnings", [])),
+        "report": report,
+    }
 
 
 def main() -> None:
@@ -74,18 +99,33 @@ def main() -> None:
         run = run_once(folder)
         runs.append(run)
         stages = ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in run["timings"].items())
-        print(f"run {i + 1}: {run['wall_s']:.2f} s end to end ({stages}); peak RSS {run['peak_rss_mb']:.0f} MB; "
-              f"{run['warning_lines']} warning lines ({run['warnings_in_json']} in --json)")  # fmt: skip
+        print(
+            f"run {i + 1}: {run['wall_s']:.2f} s end to end ({stages}); peak RSS {run['peak_rss_mb']:.0f} MB; "
+            f"{run['warning_lines']} warning lines ({run['warnings_in_json']} in --json)"
+        )
     best = min(r["wall_s"] for r in runs)
-    print(f"best of {len(runs)}: {best:.2f} s = {POSEVAL_SECONDS / best:.0f}x the official poseval "
-          f"({POSEVAL_SECONDS:.0f} s, {POSEVAL_RSS_GB} GB); load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"best of {len(runs)}: {best:.2f} s = {POSEVAL_SECONDS / best:.0f}x the official poseval "
+        f"({POSEVAL_SECONDS:.0f} s, {POSEVAL_RSS_GB} GB); load average now {os.getloadavg()[0]:.2f}"
+    )
     report = runs[-1]["report"]
     scores = {k: report[k] for k in SCORES if k in report}
-    print(json.dumps({"ap_total": report["ap"]["Total"], "mota_total": report["mota"]["Total"],
-                      "coco_ap": (report.get("coco") or {}).get("AP")}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "ap_total": report["ap"]["Total"],
+                "mota_total": report["mota"]["Total"],
+                "coco_ap": (report.get("coco") or {}).get("AP"),
+            }
+        )
+    )
     if args.json:
-        args.json.write_text(json.dumps({"runs": [{k: v for k, v in r.items() if k != "report"} for r in runs],
-                                         "scores": scores}, indent=1) + "\n")  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {"runs": [{k: v for k, v in r.items() if k != "report"} for r in runs], "scores": scores}, indent=1
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,16 @@ def label(chunk: int, shift: float | None) -> str:
     return f"fast own {chunk}" if shift is None else f"fast {chunk}/{shift:g}"
 
 
-def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list[float], repeats: int,
-                 batch_size: int, bf16: bool = False) -> dict:  # fmt: skip
+def time_configs(
+    model,
+    ann: Path,
+    folder: Path,
+    chunks: list[int],
+    shifts: list[float],
+    repeats: int,
+    batch_size: int,
+    bf16: bool = False,
+) -> dict:
     from famicli.config import DataConfig
     from famicli.data.video import ImageSequence
     from famicli.inference.detect import BoxFile
@@ -88,8 +96,9 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
         fast = {} if chunk is None else {"mode": "fast", "chunk": chunk, "share": "own" if shift is None else "union"}
         cfg = PredictConfig(batch_size=batch_size, **fast, **({} if shift is None else {"max_shift": shift}))
         t0 = time.perf_counter()
-        poses, timings = run(ImageSequence(files, name=ann.stem), boxes.for_video(ann.stem, len(files)), estimator,
-                             GreedyTracker(), cfg)  # fmt: skip
+        poses, timings = run(
+            ImageSequence(files, name=ann.stem), boxes.for_video(ann.stem, len(files)), estimator, GreedyTracker(), cfg
+        )
         return time.perf_counter() - t0, sum(len(p.boxes) for p in poses), timings
 
     for config in configs.values():  # warm-up
@@ -100,8 +109,11 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
         for name, config in configs.items():
             s, persons, timings = once(*config)
             seconds[name].append(s)
-            info[name] = {"persons": persons, "backbone_crops": timings.get("backbone_crops"),
-                          "stage_seconds": timings["seconds"]}  # fmt: skip
+            info[name] = {
+                "persons": persons,
+                "backbone_crops": timings.get("backbone_crops"),
+                "stage_seconds": timings["seconds"],
+            }
     out = {}
     for name, ts in seconds.items():
         med = statistics.median(ts)
@@ -109,8 +121,13 @@ def time_configs(model, ann: Path, folder: Path, chunks: list[int], shifts: list
     base = out["exact"]["key_frames_per_s"]
     for r in out.values():
         r["ratio_vs_exact"] = round(r["key_frames_per_s"] / base, 2)
-    return {"video": str(folder), "frames": len(files), "persons": out["exact"]["persons"],
-            "tracks": len({a["track_id"] for a in json.loads(ann.read_text())["annotations"]}), "configs": out}  # fmt: skip
+    return {
+        "video": str(folder),
+        "frames": len(files),
+        "persons": out["exact"]["persons"],
+        "tracks": len({a["track_id"] for a in json.loads(ann.read_text())["annotations"]}),
+        "configs": out,
+    }
 
 
 def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_size: int, bf16: bool = False) -> dict:
@@ -118,18 +135,31 @@ def accuracy(model, root: Path, chunks: list[int], shifts: list[float], batch_si
     from famicli.inference.predictor import PredictConfig
 
     rows = {}
-    runs = [("exact", 8, None, "fp32"), *(("fast", c, None, "fp32") for c in chunks),
-            *(("fast", c, s, "fp32") for c, s in settings(chunks, shifts))]  # fmt: skip
+    runs = [
+        ("exact", 8, None, "fp32"),
+        *(("fast", c, None, "fp32") for c in chunks),
+        *(("fast", c, s, "fp32") for c, s in settings(chunks, shifts)),
+    ]
     if bf16:
         runs += [("exact", 8, None, "bf16"), ("fast", chunks[0], None, "bf16")]
     for mode, chunk, shift, dtype in runs:
         t0 = time.perf_counter()
-        cfg = PredictConfig(batch_size=batch_size, mode=mode, chunk=chunk, share="own" if shift is None else "union",
-                            dtype=dtype, **({} if shift is None else {"max_shift": shift}))  # fmt: skip
+        cfg = PredictConfig(
+            batch_size=batch_size,
+            mode=mode,
+            chunk=chunk,
+            share="own" if shift is None else "union",
+            dtype=dtype,
+            **({} if shift is None else {"max_shift": shift}),
+        )
         r = evaluate_model(model, root, cfg)
         name = ("exact" if mode == "exact" else label(chunk, shift)) + (", bf16" if dtype == "bf16" else "")
-        rows[name] = {"ap": r["famipose"]["ap"], "backbone_ap": r["backbone"]["ap"]["Total"],
-                      "mota": r["famipose"]["mota"]["Total"], "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        rows[name] = {
+            "ap": r["famipose"]["ap"],
+            "backbone_ap": r["backbone"]["ap"]["Total"],
+            "mota": r["famipose"]["mota"]["Total"],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
     base = rows["exact"]["ap"]["Total"]
     for r in rows.values():
         r["ap_change"] = round(r["ap"]["Total"] - base, 2)
@@ -141,8 +171,13 @@ def main() -> None:
     parser.add_argument("--weights", required=True, help="checkpoint (trained tiny weights for meaningful AP)")
     parser.add_argument("--root", type=Path, default=None, help="SynthTrack folder for AP (default: generate one)")
     parser.add_argument("--chunks", type=int, nargs="+", default=[8, 16], help="the first is the default's")
-    parser.add_argument("--max-shifts", type=float, nargs="+", default=[0.1, 0.02, 0.05, 1.0],
-                        help="fast mode's max_shift values (box heights); the first is the default's")
+    parser.add_argument(
+        "--max-shifts",
+        type=float,
+        nargs="+",
+        default=[0.1, 0.02, 0.05, 1.0],
+        help="fast mode's max_shift values (box heights); the first is the default's",
+    )
     parser.add_argument("--frames", type=int, default=48, help="frames of the speed video")
     parser.add_argument("--val-videos", type=int, default=40, help="val videos generated without --root")
     parser.add_argument("--seed", type=int, default=1001, help="seed of the generated sets (not the training seed)")
@@ -151,7 +186,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dense", action="store_true", help="also AP on val videos labeled on every frame")
     parser.add_argument("--skip-ap", action="store_true")
-    parser.add_argument("--bf16", action="store_true", help="also time and score the bf16 opt-in (exact, first setting)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time and score the bf16 opt-in (exact, first setting)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -163,27 +200,32 @@ def main() -> None:
     result = {"weights": str(args.weights), "variant": model.cfg.variant, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="famipose-fast-mode-") as tmp:
         ann, folder = speed_video(Path(tmp), args.frames, args.seed)
-        result["speed"] = time_configs(model, ann, folder, args.chunks, args.max_shifts, args.repeats, args.batch_size,
-                                         args.bf16)
+        result["speed"] = time_configs(
+            model, ann, folder, args.chunks, args.max_shifts, args.repeats, args.batch_size, args.bf16
+        )
         if not args.skip_ap:
             root = args.root
             if root is None:
                 root = Path(tmp) / "val"
-                generate(root, SynthConfig(videos=args.val_videos, frames=12, seed=args.seed + 1,
-                                           val_videos=args.val_videos))  # fmt: skip
+                generate(
+                    root, SynthConfig(videos=args.val_videos, frames=12, seed=args.seed + 1, val_videos=args.val_videos)
+                )
             result["accuracy"] = accuracy(model, root, args.chunks, args.max_shifts, args.batch_size, args.bf16)
             if args.dense:
                 dense = Path(tmp) / "dense"
-                generate(dense, SynthConfig(videos=10, frames=24, seed=args.seed + 2, val_videos=10,
-                                            val_label_every=1))  # fmt: skip
-                result["accuracy_dense"] = accuracy(model, dense, args.chunks, args.max_shifts, args.batch_size, args.bf16)
+                generate(dense, SynthConfig(videos=10, frames=24, seed=args.seed + 2, val_videos=10, val_label_every=1))
+                result["accuracy_dense"] = accuracy(
+                    model, dense, args.chunks, args.max_shifts, args.batch_size, args.bf16
+                )
     if args.json:
         print(json.dumps(result, indent=2))
         return
     sp = result["speed"]
     print(f"{result['weights']} ({result['variant']}), {result['threads']} thread(s)")
-    print(f"speed: {sp['frames']} frames, {sp['tracks']} tracks, {sp['persons']} person key frames, "
-          "median of interleaved runs")  # fmt: skip
+    print(
+        f"speed: {sp['frames']} frames, {sp['tracks']} tracks, {sp['persons']} person key frames, "
+        "median of interleaved runs"
+    )
     print(f"  {'config (chunk/max_shift)':26} {'key frames/s':>12} {'x exact':>8} {'crops/key frame':>16}")
     for name, r in sp["configs"].items():
         crops = r["backbone_crops"] if r["backbone_crops"] is not None else 5 * r["persons"]
@@ -195,8 +237,10 @@ def main() -> None:
         print(f"PoseTrack AP, ground-truth boxes, {title} ({acc['root']}):")
         print(f"  {'config':18} {'AP Total':>9} {'change':>7} {'backbone AP':>12} {'MOTA':>6} {'seconds':>8}")
         for name, r in acc["rows"].items():
-            print(f"  {name:18} {r['ap']['Total']:9.2f} {r['ap_change']:+7.2f} {r['backbone_ap']:12.2f} "
-                  f"{r['mota']:6.1f} {r['seconds']:8.1f}")  # fmt: skip
+            print(
+                f"  {name:18} {r['ap']['Total']:9.2f} {r['ap_change']:+7.2f} {r['backbone_ap']:12.2f} "
+                f"{r['mota']:6.1f} {r['seconds']:8.1f}"
+            )
 
 
 if __name__ == "__main__":

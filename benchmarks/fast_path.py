@@ -54,8 +54,12 @@ def bench(variant: str, batch: int, repeats: int) -> dict:
             return fast(key, support)
 
     fast, fast_nchw = optimize_for_inference(model), optimize_for_inference(model, channels_last=False)
-    paths = {"reference": reference, "fast": lambda: fast(key, support), "fast_nchw": lambda: fast_nchw(key, support),
-             "fast_bf16": fast_bf16}  # fmt: skip
+    paths = {
+        "reference": reference,
+        "fast": lambda: fast(key, support),
+        "fast_nchw": lambda: fast_nchw(key, support),
+        "fast_bf16": fast_bf16,
+    }
     ref = reference().heatmaps
     rel = {name: ((p().heatmaps.float() - ref).norm() / ref.norm()).item() for name, p in paths.items()}  # warms up
     diff = max(v for k, v in rel.items() if k != "fast_bf16")
@@ -94,8 +98,18 @@ def main() -> None:
         print(json.dumps({"threads": torch.get_num_threads(), "results": results}, indent=2))
         return
     print(f"threads: {torch.get_num_threads()}, batch {args.batch}")
-    header = ("variant", "reference", "fast", "fast NCHW", "fast bf16", "ratio", "NCHW ratio", "bf16 ratio",
-              "rel L2", "bf16 rel L2")  # fmt: skip
+    header = (
+        "variant",
+        "reference",
+        "fast",
+        "fast NCHW",
+        "fast bf16",
+        "ratio",
+        "NCHW ratio",
+        "bf16 ratio",
+        "rel L2",
+        "bf16 rel L2",
+    )
     print("{:8} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9} {:>11}".format(*header))
     for r in results:
         f = r["key_frames_per_s"]

@@ -76,10 +76,18 @@ def child(video: str, weights: str, boxes: str | None, out: str) -> None:
     kw = {"boxes": boxes} if boxes else {"detector": "full-frame"}
     result = famicli.predict_video(video, weights, device="cpu", out=out, progress=progress, **kw)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    print(json.dumps({"peak_rss_mib": round(peak, 1), "rss_mib": samples, "frames": len(result),
-                      "frames_per_s": result.record["frames_per_s"],
-                      "frames_buffered_max": result.record["timings"]["frames_buffered_max"],
-                      "ms_per_frame": result.record["speed_ms_per_frame"]}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "peak_rss_mib": round(peak, 1),
+                "rss_mib": samples,
+                "frames": len(result),
+                "frames_per_s": result.record["frames_per_s"],
+                "frames_buffered_max": result.record["timings"]["frames_buffered_max"],
+                "ms_per_frame": result.record["speed_ms_per_frame"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -104,8 +112,15 @@ def main() -> None:
         for n in lengths:
             video = tmp / f"walk_{n}.mp4"
             box_file = write_video(video, n, size)
-            cmd = [sys.executable, __file__, "--child", str(video), str(weights),
-                   str(box_file) if args.boxes == "file" else "-", str(tmp / f"out_{n}")]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(video),
+                str(weights),
+                str(box_file) if args.boxes == "file" else "-",
+                str(tmp / f"out_{n}"),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 sys.exit(f"length {n}: child failed:\n{proc.stderr}")
@@ -114,15 +129,21 @@ def main() -> None:
     base = rows[0][1]["peak_rss_mib"]
     w, h = size
     print(f"famipose predict, tiny variant (random weights), {w}x{h} h264, boxes: {args.boxes}, overlay on")
-    print(f"{'frames':>7} {'peak RSS':>9} {'ratio':>6} {'RSS@10%':>8} {'RSS@50%':>8} {'RSS@100%':>9} "
-          f"{'held':>5} {'frames/s':>9} {'video in RAM':>13}")  # fmt: skip
+    print(
+        f"{'frames':>7} {'peak RSS':>9} {'ratio':>6} {'RSS@10%':>8} {'RSS@50%':>8} {'RSS@100%':>9} "
+        f"{'held':>5} {'frames/s':>9} {'video in RAM':>13}"
+    )
     for n, r in rows:
         s = r["rss_mib"]
-        print(f"{n:>7} {r['peak_rss_mib']:>7.0f}Mi {r['peak_rss_mib'] / base:>6.3f} {s.get('10%', 0):>6.0f}Mi "
-              f"{s.get('50%', 0):>6.0f}Mi {s.get('100%', 0):>7.0f}Mi {r['frames_buffered_max']:>5} "
-              f"{r['frames_per_s']:>9.2f} {n * w * h * 3 / 2**20:>11.0f}Mi")  # fmt: skip
-    print(f"ratio = peak RSS / peak RSS of the {lengths[0]}-frame run (baseline, same settings); "
-          "held = most decoded frames in memory at once")  # fmt: skip
+        print(
+            f"{n:>7} {r['peak_rss_mib']:>7.0f}Mi {r['peak_rss_mib'] / base:>6.3f} {s.get('10%', 0):>6.0f}Mi "
+            f"{s.get('50%', 0):>6.0f}Mi {s.get('100%', 0):>7.0f}Mi {r['frames_buffered_max']:>5} "
+            f"{r['frames_per_s']:>9.2f} {n * w * h * 3 / 2**20:>11.0f}Mi"
+        )
+    print(
+        f"ratio = peak RSS / peak RSS of the {lengths[0]}-frame run (baseline, same settings); "
+        "held = most decoded frames in memory at once"
+    )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             row = {"model": label, "checkpoint": str(path), "heads": heads}
             for name in SUBSETS:
                 subset_pred(pred_dir, tmp / f"pred{i}_{name}", kept[name])
-                result = evaluate(tmp / "gt" / name, tmp / f"pred{i}_{name}", "posetrack18", order="sorted", coco=False, strict=False)
+                result = evaluate(
+                    tmp / "gt" / name, tmp / f"pred{i}_{name}", "posetrack18", order="sorted", coco=False, strict=False
+                )
                 row[name] = round(float(result.to_dict()["ap"]["Total"]), 1)
             row["seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)

@@ -43,9 +43,16 @@ def main() -> None:
         root = base / "synthtrack"
         if not root.exists():
             generate(root, SynthConfig(videos=args.videos, frames=args.frames, seed=args.seed))
-        model_cfg, data_cfg, loss_cfg, train_cfg = train_configs("tiny", seed=args.seed, sigma=args.sigma, alpha=args.alpha)
-        train_cfg = replace(train_cfg, workers=1, **{k: v for k, v in (("epochs", args.epochs),
-                            ("batch_size", args.batch), ("lr", args.lr)) if v is not None})  # fmt: skip
+        model_cfg, data_cfg, loss_cfg, train_cfg = train_configs(
+            "tiny", seed=args.seed, sigma=args.sigma, alpha=args.alpha
+        )
+        train_cfg = replace(
+            train_cfg,
+            workers=1,
+            **{
+                k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch), ("lr", args.lr)) if v is not None
+            },
+        )
         print(f"data: {root} ({args.videos} videos x {args.frames} frames); {train_cfg}")
 
         torch.manual_seed(args.seed * 1000)  # the engine's initialization seed for epoch 0
@@ -65,8 +72,10 @@ def main() -> None:
         print(f"epoch 1 heatmap loss: first {k} steps {first:.5f} -> last {k} steps {last:.5f} ({last / first:.2f}x)")
         for e in result.epochs:
             ap = e["val"]["ap"]["Total"] if e.get("val") else float("nan")
-            print(f"epoch {e['epoch']}: {e['seconds']:.0f} s, mean loss {e['mean_loss']:.5f}, "
-                  f"heatmap {e['mean_heatmap']:.5f}, val AP {ap:.1f}")  # fmt: skip
+            print(
+                f"epoch {e['epoch']}: {e['seconds']:.0f} s, mean loss {e['mean_loss']:.5f}, "
+                f"heatmap {e['mean_heatmap']:.5f}, val AP {ap:.1f}"
+            )
         after = result.epochs[-1]["val"]
         print(f"training: {train_s:.0f} s for {train_cfg.epochs} epochs (validation included); eval {eval_s:.1f} s")
         print(f"val AP (GT boxes): untrained {before['ap']['Total']:.1f}, trained {after['ap']['Total']:.1f}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from famicli.errors import ConfigError
-
 from famicli.keypoints import JOINT_NAMES  # noqa: F401  (re-exported for checkpoints' configs)
 
 
@@ -131,9 +130,7 @@ VARIANTS: dict[str, ModelConfig] = {
     # The paper's model: HRNet-W48 at 384x288, official-checkpoint compatible.
     "w48": ModelConfig(variant="w48"),
     # Lighter: HRNet-W32 at 256x192.
-    "w32": ModelConfig(
-        variant="w32", hrnet=HRNetConfig(widths=(32, 64, 128, 256)), input_size=(256, 192)
-    ),
+    "w32": ModelConfig(variant="w32", hrnet=HRNetConfig(widths=(32, 64, 128, 256)), input_size=(256, 192)),
     # Tests and CPU demo: narrow HRNet, one module per stage, one block per branch, 128x96.
     "tiny": ModelConfig(
         variant="tiny",

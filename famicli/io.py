@@ -13,7 +13,6 @@ from pathlib import Path
 
 from famicli import __version__
 
-
 try:  # orjson parses several times faster than json; it is optional
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment

@@ -38,18 +38,50 @@ FLIP_PAIRS = ((3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
 # Limbs between joints (0-based), as drawn on overlays; COCO's skeleton.
 LIMBS = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+)
 # The same limbs 1-based, as a COCO/PoseTrack ``categories[0].skeleton`` lists them.
 SKELETON = tuple((a + 1, b + 1) for a, b in LIMBS)
 
 # COCO's per-keypoint OKS sigmas. PoseTrack has none of its own; like mmpose, famipose uses COCO's
 # for OKS (COCO AP and the tracker's pose similarity).
 OKS_SIGMAS = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-)  # fmt: skip
+    0.026,
+    0.025,
+    0.025,
+    0.035,
+    0.035,
+    0.079,
+    0.079,
+    0.072,
+    0.072,
+    0.062,
+    0.062,
+    0.107,
+    0.107,
+    0.087,
+    0.087,
+    0.089,
+    0.089,
+)
 
 # poseval's internal order of its 15 scored joints ("neck" is head_bottom); PoseTrack17 files (MPII
 # ``annolist``) number their points 0-14 in this order.

@@ -45,8 +45,10 @@ def check_dtype(device: torch.device, name: str) -> None:
     detail = _dtype_failure(device, name)
     if detail is not None:
         ok = [d for d in DTYPES if _dtype_failure(device, d) is None]
-        raise ConfigError(f"dtype {name!r} is not supported on {device.type}: the model's ops fail under "
-                          f"{name} autocast ({detail}); choose from: {', '.join(ok)}")  # fmt: skip
+        raise ConfigError(
+            f"dtype {name!r} is not supported on {device.type}: the model's ops fail under "
+            f"{name} autocast ({detail}); choose from: {', '.join(ok)}"
+        )
 
 
 def _dtype_failure(device: torch.device, name: str) -> str | None:
@@ -62,9 +64,13 @@ def _dtype_failure(device: torch.device, name: str) -> str | None:
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=DTYPES[name]):
             y = F.conv2d(x, torch.randn(4, 4, 3, 3, device=device), padding=1)
-            y = dispatch_deform_conv2d(y, torch.zeros(1, 18, 5, 5, device=device),
-                                       torch.randn(4, 4, 3, 3, device=device), padding=1,
-                                       mask=torch.ones(1, 9, 5, 5, device=device))  # fmt: skip
+            y = dispatch_deform_conv2d(
+                y,
+                torch.zeros(1, 18, 5, 5, device=device),
+                torch.randn(4, 4, 3, 3, device=device),
+                padding=1,
+                mask=torch.ones(1, 9, 5, 5, device=device),
+            )
             F.grid_sample(y, torch.zeros(1, 5, 5, 2, device=device), align_corners=True)
     except (RuntimeError, NotImplementedError) as exc:
         # e.g. "operator(), /path/deform_conv2d_kernel.cpp:234, \"deformable_im2col\" not implemented for 'BFloat16'"

@@ -11,14 +11,17 @@ import famicli
 from famicli.errors import CheckpointError
 from famicli.models.checkpoint import OFFICIAL_PREFIXES, save_checkpoint
 
-OFFICIAL = {new: old for old, new in [
-    ("hrnet.", "backbone."),
-    ("feat_global_offset_layers.", "global_transform.offset_layers."),
-    ("sup_agg_block.", "global_transform.support_fusion."),
-    ("combined_feat_layers.", "local_calibration.combine."),
-    ("init_feature_agg_block.", "aggregation."),
-    ("agg_final_layer.", "head."),
-]}  # fmt: skip
+OFFICIAL = {
+    new: old
+    for old, new in [
+        ("hrnet.", "backbone."),
+        ("feat_global_offset_layers.", "global_transform.offset_layers."),
+        ("sup_agg_block.", "global_transform.support_fusion."),
+        ("combined_feat_layers.", "local_calibration.combine."),
+        ("init_feature_agg_block.", "aggregation."),
+        ("agg_final_layer.", "head."),
+    ]
+}
 
 
 def to_official(state):
@@ -29,12 +32,12 @@ def to_official(state):
             prefix = f"local_calibration.{kind}.{i}."
             if key.startswith(prefix):
                 name = {"offsets": f"dcn_offset_{i + 1}.", "masks": f"dcn_mask_{i + 1}.", "dcns": f"dcn_{i + 1}."}[kind]
-                key = name + key[len(prefix):]
+                key = name + key[len(prefix) :]
                 break
         else:
             for new, old in OFFICIAL.items():
                 if key.startswith(new):
-                    key = old + key[len(new):]
+                    key = old + key[len(new) :]
                     break
         out[key] = value
     return out
@@ -72,10 +75,16 @@ def test_official_key_table_is_complete(tiny):
     keys = to_official(tiny.state_dict())
     prefixes = {k.split(".")[0] for k in keys}
     assert prefixes == {
-        "hrnet", "feat_global_offset_layers", "sup_agg_block", "combined_feat_layers", "init_feature_agg_block",
-        "agg_final_layer", *(f"dcn_offset_{i}" for i in range(1, 5)), *(f"dcn_mask_{i}" for i in range(1, 5)),
+        "hrnet",
+        "feat_global_offset_layers",
+        "sup_agg_block",
+        "combined_feat_layers",
+        "init_feature_agg_block",
+        "agg_final_layer",
+        *(f"dcn_offset_{i}" for i in range(1, 5)),
+        *(f"dcn_mask_{i}" for i in range(1, 5)),
         *(f"dcn_{i}" for i in range(1, 5)),
-    }  # fmt: skip
+    }
     assert len(OFFICIAL_PREFIXES) == 9
 
 

@@ -40,8 +40,13 @@ def test_info_json_lists_variants_with_parameter_counts():
     assert report["variants"]["w48"]["parameters"]["total"] == 64_655_204
     assert set(report["variants"]) == {"w48", "w32", "tiny"}
     assert set(report["variants"]["tiny"]["parameters"]) == {
-        "backbone", "global_transformation", "local_calibration", "aggregation", "head", "total"
-    }  # fmt: skip
+        "backbone",
+        "global_transformation",
+        "local_calibration",
+        "aggregation",
+        "head",
+        "total",
+    }
 
 
 def test_info_table():

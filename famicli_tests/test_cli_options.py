@@ -35,9 +35,30 @@ CONCEPTS = {
     "quiet": (["--quiet", "-q"], False, True),
 }
 # spellings other tools use for these concepts; famipose uses the ones above
-FORBIDDEN = {"--batch", "--bs", "-b", "--batchsize", "--data", "--data-dir", "--data-root", "--dataset-dir",
-             "--dataset-root", "--output", "--output-dir", "--out-dir", "--outdir", "--weight", "--ckpt",
-             "--checkpoint", "--model", "--gpus", "--silent", "--json-out", "--precision", "--arch"}  # fmt: skip
+FORBIDDEN = {
+    "--batch",
+    "--bs",
+    "-b",
+    "--batchsize",
+    "--data",
+    "--data-dir",
+    "--data-root",
+    "--dataset-dir",
+    "--dataset-root",
+    "--output",
+    "--output-dir",
+    "--out-dir",
+    "--outdir",
+    "--weight",
+    "--ckpt",
+    "--checkpoint",
+    "--model",
+    "--gpus",
+    "--silent",
+    "--json-out",
+    "--precision",
+    "--arch",
+}
 
 
 def _commands(command=None, path=()):
@@ -56,8 +77,18 @@ OPTIONS = [(name, p) for name, command in COMMANDS.items() for p in command.para
 
 
 def test_every_command_is_listed():
-    assert set(COMMANDS) == {"info", "predict", "eval", "profile", "train", "data synth", "data check", "viz offsets",
-                             "viz mi", "viz heatmaps"}  # fmt: skip
+    assert set(COMMANDS) == {
+        "info",
+        "predict",
+        "eval",
+        "profile",
+        "train",
+        "data synth",
+        "data check",
+        "viz offsets",
+        "viz mi",
+        "viz heatmaps",
+    }
 
 
 def _check_spelling(command: str, param) -> None:
@@ -136,7 +167,17 @@ def test_model_option_defaults_are_predict_config_defaults(command):
 
     defaults = {f.name: f.default for f in dataclasses.fields(PredictConfig)}
     shared = {p.name: p.default for p in COMMANDS[command].params if p.name in defaults}
-    assert {"boxes", "box_threshold", "device", "dtype", "flip", "batch_size", "mode", "chunk", "max_shift",
-            "share"} <= set(shared)  # fmt: skip
+    assert {
+        "boxes",
+        "box_threshold",
+        "device",
+        "dtype",
+        "flip",
+        "batch_size",
+        "mode",
+        "chunk",
+        "max_shift",
+        "share",
+    } <= set(shared)
     for name, default in shared.items():
         assert (default.value if isinstance(default, Enum) else default) == defaults[name], name

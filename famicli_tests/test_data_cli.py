@@ -16,8 +16,25 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "st"
-    result = runner.invoke(app, ["data", "synth", "--out", str(out), "--videos", "2", "--frames", "6",
-                                 "--size", "160x120", "--seed", "1", "--json", "--quiet"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--videos",
+            "2",
+            "--frames",
+            "6",
+            "--size",
+            "160x120",
+            "--seed",
+            "1",
+            "--json",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -35,8 +52,10 @@ def test_synth_table_and_refusal_to_clobber(synth, tmp_path):
     result = runner.invoke(app, ["data", "synth", "--out", str(out), "--videos", "1", "--frames", "2"])
     assert result.exit_code == 1
     assert result.stderr == f"Error: {out}: already exists and is not empty; pass --overwrite to replace it\n"
-    result = runner.invoke(app, ["data", "synth", "-o", str(tmp_path / "t"), "--videos", "1", "--frames", "2",
-                                 "--size", "64x48", "--quiet"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        ["data", "synth", "-o", str(tmp_path / "t"), "--videos", "1", "--frames", "2", "--size", "64x48", "--quiet"],
+    )
     assert result.exit_code == 0, result.output
     assert "SynthTrack" in result.stdout and "1 train, 0 val" in result.stdout
 
@@ -61,8 +80,10 @@ def test_check_without_annotations(tmp_path):
     (tmp_path / "images").mkdir()
     result = runner.invoke(app, ["data", "check", "--root", str(tmp_path)])
     assert result.exit_code == 1
-    assert result.stderr == (f"Error: {tmp_path}: no annotations folder (expected {tmp_path}/annotations/<split>/"
-                             "<sequence>.json, the PoseTrack18 layout)\n")  # fmt: skip
+    assert result.stderr == (
+        f"Error: {tmp_path}: no annotations folder (expected {tmp_path}/annotations/<split>/"
+        "<sequence>.json, the PoseTrack18 layout)\n"
+    )
 
 
 def test_check_empty_split(tmp_path):
@@ -84,5 +105,6 @@ def test_check_corrupt_jpeg(synth, tmp_path):
     assert not report["ok"] and report["errors"] == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"Error: {root}: 1 error(s) in the dataset; first: {bad}: cannot read image "
-                               "(corrupt or not an image: ")  # fmt: skip
+    assert lines[0].startswith(
+        f"Error: {root}: 1 error(s) in the dataset; first: {bad}: cannot read image (corrupt or not an image: "
+    )

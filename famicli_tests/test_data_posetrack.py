@@ -38,16 +38,30 @@ def _write_clip(root: Path, frames: list[np.ndarray], seq: int = 1, person_frame
         path = root / "images" / "val" / name / f"{t:06d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(frame).save(path, quality=95)
-        images.append({"id": 10_000_000_000 + seq * 10_000 + t, "file_name": str(path.relative_to(root)),
-                       "frame_id": 10_000_000_000 + seq * 10_000 + t, "vid_id": f"{seq:06d}",
-                       "nframes": len(frames), "is_labeled": t == person_frame})  # fmt: skip
+        images.append(
+            {
+                "id": 10_000_000_000 + seq * 10_000 + t,
+                "file_name": str(path.relative_to(root)),
+                "frame_id": 10_000_000_000 + seq * 10_000 + t,
+                "vid_id": f"{seq:06d}",
+                "nframes": len(frames),
+                "is_labeled": t == person_frame,
+            }
+        )
     kp = np.zeros((17, 3))
     kp[[0, 1, 2]] = [[80, 30, 1], [80, 40, 1], [80, 20, 1]]
     kp[5:17:2] = [[70, 45 + 10 * i, 1] for i in range(6)]  # left joints
     kp[6:17:2] = [[90, 45 + 10 * i, 1] for i in range(6)]  # right joints
     kp[[3, 4]] = 0
-    ann = {"id": 1, "image_id": images[person_frame]["id"], "track_id": 3, "category_id": 1,
-           "keypoints": kp.reshape(-1).tolist(), "bbox": [60, 15, 40, 110], "bbox_head": [72, 18, 16, 22]}  # fmt: skip
+    ann = {
+        "id": 1,
+        "image_id": images[person_frame]["id"],
+        "track_id": 3,
+        "category_id": 1,
+        "keypoints": kp.reshape(-1).tolist(),
+        "bbox": [60, 15, 40, 110],
+        "bbox_head": [72, 18, 16, 22],
+    }
     doc = {"images": images, "annotations": [ann], "categories": [{"id": 1, "name": "person"}]}
     (root / "annotations" / "val").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / "val" / f"{name}.json").write_text(json.dumps(doc))
@@ -139,12 +153,23 @@ def test_supporting_frames_follow_the_window(tmp_path):
 def test_posetrack17_annolist_reader(tmp_path):
     seq = tmp_path / "annotations" / "val" / "000342_mpii.json"
     seq.parent.mkdir(parents=True)
-    points = [{"id": [13], "x": [50.0], "y": [20.0], "is_visible": [1]},
-              {"id": [0], "x": [40.0], "y": [90.0], "is_visible": [0]},
-              {"id": [12], "x": [50.0], "y": [30.0]}]  # fmt: skip
-    annolist = [{"image": [{"name": f"images/bonn/000342_mpii/{t + 1:08d}.jpg"}], "is_labeled": [t == 1],
-                 "annorect": [{"x1": [45], "y1": [10], "x2": [55], "y2": [30], "track_id": [4],
-                               "annopoints": [{"point": points}]}] if t == 1 else []} for t in range(3)]  # fmt: skip
+    points = [
+        {"id": [13], "x": [50.0], "y": [20.0], "is_visible": [1]},
+        {"id": [0], "x": [40.0], "y": [90.0], "is_visible": [0]},
+        {"id": [12], "x": [50.0], "y": [30.0]},
+    ]
+    annolist = [
+        {
+            "image": [{"name": f"images/bonn/000342_mpii/{t + 1:08d}.jpg"}],
+            "is_labeled": [t == 1],
+            "annorect": [
+                {"x1": [45], "y1": [10], "x2": [55], "y2": [30], "track_id": [4], "annopoints": [{"point": points}]}
+            ]
+            if t == 1
+            else [],
+        }
+        for t in range(3)
+    ]
     seq.write_text(json.dumps({"annolist": annolist}))
     video = read_sequence(seq, tmp_path)
     assert video.labeled.tolist() == [False, True, False]
@@ -160,8 +185,10 @@ def test_posetrack17_annolist_reader(tmp_path):
 
 def test_missing_annotations_folder(tmp_path):
     (tmp_path / "images").mkdir()
-    msg = (f"{tmp_path}: no annotations folder (expected {tmp_path}/annotations/<split>/<sequence>.json, "
-           "the PoseTrack18 layout)")
+    msg = (
+        f"{tmp_path}: no annotations folder (expected {tmp_path}/annotations/<split>/<sequence>.json, "
+        "the PoseTrack18 layout)"
+    )
     with pytest.raises(InputError, match=f"^{re.escape(msg)}$"):
         PoseTrackDataset(tmp_path, "train", DataConfig(), INPUT, HEATMAP, train=True)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from famicli.formats.check import check_dataset
 from famicli.data.synthtrack.generate import MARKER, SynthConfig, generate
 from famicli.errors import ConfigError, InputError
+from famicli.formats.check import check_dataset
 
 TINY = SynthConfig(videos=2, frames=8, size=(160, 120), seed=5)
 

@@ -70,8 +70,9 @@ def test_joint_lands_on_the_known_heatmap_peak_and_decodes_back():
     assert target[0, 5, 8] == pytest.approx(math.exp(-1 / 8))
     back = T.heatmap_to_image(np.array([[[7.0, 5.0]]]), center[None], scale[None], (16, 12), "unbiased")
     np.testing.assert_allclose(back[0], joint, atol=1e-3)
-    back_t = T.heatmap_to_image(torch.tensor([[[7.0, 5.0]]]), torch.tensor(center[None]), torch.tensor(scale[None]),
-                                (16, 12), "unbiased")  # fmt: skip
+    back_t = T.heatmap_to_image(
+        torch.tensor([[[7.0, 5.0]]]), torch.tensor(center[None]), torch.tensor(scale[None]), (16, 12), "unbiased"
+    )
     assert isinstance(back_t, torch.Tensor)
     np.testing.assert_allclose(back_t.numpy()[0], joint, atol=1e-3)
 
@@ -143,8 +144,9 @@ def test_official_convention_decodes_with_the_known_shift():
 
 def test_targets_weights_for_invisible_and_outside_joints():
     joints = np.array([[3.0, 4.0], [5.0, 5.0], [-30.0, 4.0], [11.4, 15.4], [5.0, 16.2]])
-    target, weight = T.gaussian_targets(joints, np.array([True, False, True, True, True]), (16, 12), sigma=1.0,
-                                        joint_weights=[1.0, 1.0, 1.0, 1.5, 1.0])  # fmt: skip
+    target, weight = T.gaussian_targets(
+        joints, np.array([True, False, True, True, True]), (16, 12), sigma=1.0, joint_weights=[1.0, 1.0, 1.0, 1.5, 1.0]
+    )
     assert weight.tolist() == [1.0, 0.0, 0.0, 1.5, 1.0]
     assert target[1].max() == 0 and target[2].max() == 0
     assert target[3, 15, 11] == 1.0  # rounded to the nearest pixel
@@ -157,8 +159,9 @@ def test_normalize_is_imagenet():
     img = np.full((2, 4, 5, 3), 255, np.uint8)
     x = T.normalize(img)
     assert x.shape == (2, 3, 4, 5) and x.dtype == torch.float32
-    np.testing.assert_allclose(x[0, :, 0, 0].numpy(), [(1 - m) / s for m, s in zip(T.IMAGENET_MEAN, T.IMAGENET_STD)],
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        x[0, :, 0, 0].numpy(), [(1 - m) / s for m, s in zip(T.IMAGENET_MEAN, T.IMAGENET_STD)], rtol=1e-6
+    )
 
 
 def test_unknown_crop_convention():

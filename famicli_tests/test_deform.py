@@ -31,8 +31,24 @@ def rel_l2(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return ((ours - ref).norm() / ref.norm()).item()
 
 
-def make_case(b=2, c=8, h=9, w=7, c_out=6, k=(3, 3), offset_groups=2, groups=1, stride=1, padding=1,
-              dilation=1, scale=1.0, mask=True, integer=False, dtype=torch.float64, seed=0):  # fmt: skip
+def make_case(
+    b=2,
+    c=8,
+    h=9,
+    w=7,
+    c_out=6,
+    k=(3, 3),
+    offset_groups=2,
+    groups=1,
+    stride=1,
+    padding=1,
+    dilation=1,
+    scale=1.0,
+    mask=True,
+    integer=False,
+    dtype=torch.float64,
+    seed=0,
+):
     """Random tensors for one call; ``scale`` sets the offsets' magnitude in pixels."""
     g = torch.Generator().manual_seed(seed)
     stride, padding, dilation = (v if isinstance(v, tuple) else (v, v) for v in (stride, padding, dilation))
@@ -57,8 +73,16 @@ def make_case(b=2, c=8, h=9, w=7, c_out=6, k=(3, 3), offset_groups=2, groups=1, 
 def run(op, case: dict) -> dict[str, torch.Tensor]:
     """Output and the gradients of <output, random cotangent> for every tensor argument."""
     leaves = {n: case[n].clone().requires_grad_() for n in NAMES[1:] if case[n] is not None}
-    out = op(leaves["input"], leaves["offset"], leaves["weight"], leaves["bias"], stride=case["stride"],
-             padding=case["padding"], dilation=case["dilation"], mask=leaves.get("mask"))  # fmt: skip
+    out = op(
+        leaves["input"],
+        leaves["offset"],
+        leaves["weight"],
+        leaves["bias"],
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        mask=leaves.get("mask"),
+    )
     cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype).to(out.device)
     grads = torch.autograd.grad(out, list(leaves.values()), cotangent)
     return {"output": out.detach(), **dict(zip(leaves, grads, strict=True))}
@@ -119,8 +143,7 @@ def test_samples_outside_the_image_are_zero_like_torchvision():
         assert_matches_torchvision(case)
     case["offset"] = torch.full_like(case["offset"], float("inf"))
     with torch.no_grad():
-        out = deform_conv2d(case["input"], case["offset"], case["weight"], case["bias"], padding=1,
-                            mask=case["mask"])  # fmt: skip
+        out = deform_conv2d(case["input"], case["offset"], case["weight"], case["bias"], padding=1, mask=case["mask"])
     assert torch.equal(out, case["bias"].view(1, -1, 1, 1).expand_as(out))
 
 
@@ -128,8 +151,7 @@ def test_inference_path_and_non_contiguous_arguments():
     case = make_case(dtype=torch.float32, scale=2.0)
     ref = run(torchvision.ops.deform_conv2d, case)
     with torch.inference_mode():  # the no-autograd path applies the mask in place
-        out = deform_conv2d(case["input"], case["offset"], case["weight"], case["bias"], padding=1,
-                            mask=case["mask"])  # fmt: skip
+        out = deform_conv2d(case["input"], case["offset"], case["weight"], case["bias"], padding=1, mask=case["mask"])
     assert rel_l2(out, ref["output"]) <= TOL[torch.float32]
     # channels-last input, offset and mask as slices of larger tensors
     case["input"] = case["input"].contiguous(memory_format=torch.channels_last)
@@ -213,8 +235,9 @@ def test_environment_variable_and_setting_force_an_implementation(no_override):
 
 
 def test_unknown_implementation_names_the_choices(no_override):
-    message = ("unknown deformable convolution implementation 'cuda' ($FAMIPOSE_DCN); "
-               "choose from: auto, famipose, torchvision")  # fmt: skip
+    message = (
+        "unknown deformable convolution implementation 'cuda' ($FAMIPOSE_DCN); choose from: auto, famipose, torchvision"
+    )
     no_override.setenv("FAMIPOSE_DCN", "cuda")
     with pytest.raises(ConfigError, match=re.escape(message)):
         dispatch_deform_conv2d(torch.empty(1, 1, 3, 3), torch.empty(1, 18, 1, 1), torch.empty(1, 1, 3, 3))
@@ -254,8 +277,13 @@ def test_local_calibration_trains_the_same_with_either_implementation(no_overrid
         loss = aligned.square().mean() + sum(o.square().mean() + m.square().mean() for o, m in zip(offsets, masks))
         loss.backward()
         grads = {n: p.grad.clone() for n, p in module.named_parameters()}
-        results[name] = {"aligned": aligned.detach(), "offset_4": offsets[3].detach(), "grad_key": inputs[0].grad,
-                         "grad_support": inputs[1].grad, **grads}  # fmt: skip
+        results[name] = {
+            "aligned": aligned.detach(),
+            "offset_4": offsets[3].detach(),
+            "grad_key": inputs[0].grad,
+            "grad_support": inputs[1].grad,
+            **grads,
+        }
     ours, ref = results["famipose"], results["torchvision"]
     assert ours.keys() == ref.keys() and len(ref) > 20
     errors = {n: rel_l2(ours[n], ref[n]) for n in ref}

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import famicli
-from famicli.data.synthtrack import demo
 from famicli.cli.app import app
+from famicli.data.synthtrack import demo
 from famicli.data.video import open_video
 from famicli.inference.detect import BoxFile
 
@@ -62,8 +62,9 @@ def test_viz_on_the_demo_clip_uses_its_boxes(clip, tmp_path, monkeypatch):
     monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (folder,))
     boxes = [b for b in json.loads((folder / demo.BOXES_NAME).read_text()) if b["frame_index"] == 2]
     person = max(b["track_id"] for b in boxes)
-    result = runner.invoke(app, ["viz", "offsets", "--frame", "2", "--person", str(person), "--json", "--out",
-                                 str(tmp_path / "v.png")])  # no --video, --boxes, --weights: the bundled demo
+    result = runner.invoke(
+        app, ["viz", "offsets", "--frame", "2", "--person", str(person), "--json", "--out", str(tmp_path / "v.png")]
+    )  # no --video, --boxes, --weights: the bundled demo
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["clip"]["person"] == person and data["clip"]["boxes"].endswith(demo.BOXES_NAME)
@@ -77,15 +78,17 @@ def test_note_once_on_a_video_that_is_not_synthtrack(clip, tmp_path, monkeypatch
     monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (folder,))
     video = tmp_path / "holiday.mp4"
     shutil.copy(folder / demo.VIDEO_NAME, video)
-    result = runner.invoke(app, ["predict", str(video), "--boxes", str(folder / demo.BOXES_NAME), "-o",
-                                 str(tmp_path / "out"), "-q"])  # fmt: skip
+    result = runner.invoke(
+        app, ["predict", str(video), "--boxes", str(folder / demo.BOXES_NAME), "-o", str(tmp_path / "out"), "-q"]
+    )
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]
     assert len(notes) == 1 and "synthetic SynthTrack figures" in notes[0] and "--weights" in notes[0]
 
 
-needs_assets = pytest.mark.skipif(not (REPO_ASSETS / demo.WEIGHTS_NAME).is_file(),
-                                  reason="the demo assets are not in this checkout (assets/)")  # fmt: skip
+needs_assets = pytest.mark.skipif(
+    not (REPO_ASSETS / demo.WEIGHTS_NAME).is_file(), reason="the demo assets are not in this checkout (assets/)"
+)
 
 
 @needs_assets

@@ -17,8 +17,12 @@ from famicli_tests.conftest import shared_path
 CASES = ["basic_jitter", "occlusion_ignore", "tracking_errors", "sparse_labels", "scores_formats"]
 # expected.json ap/mot key -> famipose per-joint key
 AP_KEYS = {"ap": "ap_per_joint", "precision": "precision_per_joint", "recall": "recall_per_joint"}
-MOT_KEYS = {"mota": "mota_per_joint", "motp": "motp_per_joint", "precision": "mot_precision_per_joint",
-            "recall": "mot_recall_per_joint"}  # fmt: skip
+MOT_KEYS = {
+    "mota": "mota_per_joint",
+    "motp": "motp_per_joint",
+    "precision": "mot_precision_per_joint",
+    "recall": "mot_recall_per_joint",
+}
 runner = CliRunner()
 
 
@@ -50,8 +54,9 @@ def test_case_reproduced(case):
     folder = shared_path("poseval_cases", case)
     expected = json.loads((folder / "expected.json").read_text())
     assert expected["status"] == "ok"
-    report = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted",
-                              coco=False).to_dict()  # fmt: skip
+    report = famicli.evaluate(
+        folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False
+    ).to_dict()
     assert_matches(report, expected)
 
 
@@ -59,8 +64,22 @@ def test_case_reproduced(case):
 def test_cli_reproduces_the_case(case):
     folder = shared_path("poseval_cases", case)
     expected = json.loads((folder / "expected.json").read_text())
-    result = runner.invoke(app, ["eval", "--dataset", "posetrack18", "--gt", str(folder / "gt"), "--pred",
-                                 str(folder / "pred"), "--order", "sorted", "--json", "--no-coco"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "posetrack18",
+            "--gt",
+            str(folder / "gt"),
+            "--pred",
+            str(folder / "pred"),
+            "--order",
+            "sorted",
+            "--json",
+            "--no-coco",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert_matches(json.loads(result.stdout), expected)
 
@@ -73,8 +92,9 @@ def test_single_labeled_sequence_is_refused_and_its_ap_kept_with_no_strict():
     assert expected["error"]["stage"] == "tracking"
     with pytest.raises(InputError, match="only one frame has annotated persons; the official tool fails"):
         famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False)
-    report = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False,
-                              strict=False).to_dict()  # fmt: skip
+    report = famicli.evaluate(
+        folder / "gt", folder / "pred", dataset="posetrack18", order="sorted", coco=False, strict=False
+    ).to_dict()
     assert_matches(report, expected, mot=False)
 
 

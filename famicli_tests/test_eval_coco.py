@@ -37,10 +37,18 @@ def pycocotools_directly(gt_dir: Path, pred_dir: Path, tmp: Path) -> np.ndarray:
             given = ~(kp == 0).all(1)
             kp[given, 2] = 2
             x, y, w, h = a["bbox"]
-            anns.append({"id": len(anns) + 1, "image_id": coco_id[a["image_id"]],
-                         "category_id": 1, "keypoints": kp.reshape(-1).tolist(),
-                         "num_keypoints": int(given.sum()), "iscrowd": 0, "area": w * h,
-                         "bbox": [x, y, w, h]})  # fmt: skip
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": coco_id[a["image_id"]],
+                    "category_id": 1,
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "num_keypoints": int(given.sum()),
+                    "iscrowd": 0,
+                    "area": w * h,
+                    "bbox": [x, y, w, h],
+                }
+            )
         for a in pred["annotations"]:
             if a["image_id"] not in coco_id:
                 continue
@@ -48,10 +56,17 @@ def pycocotools_directly(gt_dir: Path, pred_dir: Path, tmp: Path) -> np.ndarray:
             given = ~(kp == 0).all(1)
             kp[given, 2] = 1
             score = float(np.mean(np.array(a["scores"])[given]))
-            dets.append({"image_id": coco_id[a["image_id"]], "category_id": 1,
-                         "keypoints": kp.reshape(-1).tolist(), "score": score})
-    (tmp / "gt.json").write_text(json.dumps({"images": images, "annotations": anns,
-                                             "categories": [{"id": 1, "name": "person"}]}))
+            dets.append(
+                {
+                    "image_id": coco_id[a["image_id"]],
+                    "category_id": 1,
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "score": score,
+                }
+            )
+    (tmp / "gt.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]})
+    )
     (tmp / "dt.json").write_text(json.dumps(dets))
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(tmp / "gt.json"))
@@ -96,7 +111,7 @@ def test_perfect_predictions_score_100(tmp_path):
     for f in (BASIC / "gt").glob("*.json"):
         data = json.loads(f.read_text())
         (gt / f.name).write_text(json.dumps(data))
-        for i, a in enumerate(data["annotations"]):
+        for a in data["annotations"]:
             a["scores"] = [1.0] * 17
             a["track_id"] = a["track_id"] + 5
         (pred / f.name).write_text(json.dumps(data))

@@ -58,14 +58,32 @@ def _case_names(folder: str, known: list[str]) -> list[str]:
     return found or known  # without the shared data the known names are collected and skip
 
 
-@pytest.mark.parametrize("folder, case", [
-    *[("poseval_cases", c) for c in _case_names("poseval_cases", [
-        "basic_jitter", "error_single_labeled", "occlusion_ignore", "scores_formats",
-        "sparse_labels", "tracking_errors"])],
-    *[("poseval_reference", c) for c in _case_names("poseval_reference", [
-        "basic", "duplicate_track_ids", "ignore_regions", "noisy", "sparse_labels",
-        "track_swaps"])],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "folder, case",
+    [
+        *[
+            ("poseval_cases", c)
+            for c in _case_names(
+                "poseval_cases",
+                [
+                    "basic_jitter",
+                    "error_single_labeled",
+                    "occlusion_ignore",
+                    "scores_formats",
+                    "sparse_labels",
+                    "tracking_errors",
+                ],
+            )
+        ],
+        *[
+            ("poseval_reference", c)
+            for c in _case_names(
+                "poseval_reference",
+                ["basic", "duplicate_track_ids", "ignore_regions", "noisy", "sparse_labels", "track_swaps"],
+            )
+        ],
+    ],
+)
 def test_shared_cases_equal_pycocotools(folder, case):
     root = shared_path(folder, case)
     try:
@@ -83,11 +101,27 @@ def test_bundled_case_equals_pycocotools():
 # --- random cases -------------------------------------------------------------------------------
 
 # a standing person in a unit box (x right, y down), COCO keypoint order
-_POSE = np.array([
-    [0.5, 0.08], [0.45, 0.05], [0.55, 0.05], [0.4, 0.07], [0.6, 0.07], [0.3, 0.22], [0.7, 0.22],
-    [0.22, 0.4], [0.78, 0.4], [0.18, 0.55], [0.82, 0.55], [0.38, 0.55], [0.62, 0.55],
-    [0.37, 0.77], [0.63, 0.77], [0.36, 0.97], [0.64, 0.97],
-])  # fmt: skip
+_POSE = np.array(
+    [
+        [0.5, 0.08],
+        [0.45, 0.05],
+        [0.55, 0.05],
+        [0.4, 0.07],
+        [0.6, 0.07],
+        [0.3, 0.22],
+        [0.7, 0.22],
+        [0.22, 0.4],
+        [0.78, 0.4],
+        [0.18, 0.55],
+        [0.82, 0.55],
+        [0.38, 0.55],
+        [0.62, 0.55],
+        [0.37, 0.77],
+        [0.63, 0.77],
+        [0.36, 0.97],
+        [0.64, 0.97],
+    ]
+)
 _SIZES = {"small": (8, 30), "medium": (34, 90), "large": (100, 300)}  # box side, pixels
 
 
@@ -95,14 +129,24 @@ def _sequence(frames: int, labeled, frame, kp, present, scores, bbox, pscore) ->
     """A sequence file as the reader gives it; person arrays (N, ...) in any row order."""
     n = len(frame)
     return Sequence(
-        name="000001_mpii_test", path="000001_mpii_test.json",
+        name="000001_mpii_test",
+        path="000001_mpii_test.json",
         frame_names=[f"images/val/000001_mpii_test/{f:06d}.jpg" for f in range(frames)],
-        image_ids=list(range(frames)), labeled=labeled,
-        n_rects=np.bincount(frame, minlength=frames), ignore={},
-        frame=np.asarray(frame, dtype=np.intp), track=np.arange(n, dtype=np.int64), kp=kp,
-        present=present, scores=scores, has_scores=np.ones(n, bool),
-        head=np.full((n, 4), np.nan), bbox=bbox, person_score=pscore, ann_index=np.arange(n),
-    )  # fmt: skip
+        image_ids=list(range(frames)),
+        labeled=labeled,
+        n_rects=np.bincount(frame, minlength=frames),
+        ignore={},
+        frame=np.asarray(frame, dtype=np.intp),
+        track=np.arange(n, dtype=np.int64),
+        kp=kp,
+        present=present,
+        scores=scores,
+        has_scores=np.ones(n, bool),
+        head=np.full((n, 4), np.nan),
+        bbox=bbox,
+        person_score=pscore,
+        ann_index=np.arange(n),
+    )
 
 
 def _random_pair(rng: np.random.Generator, frames: int, wrong_length: bool) -> tuple[Sequence, ...]:
@@ -153,10 +197,16 @@ def _random_pair(rng: np.random.Generator, frames: int, wrong_length: bool) -> t
     g_kp = np.zeros((n, 17, 3))
     g_kp[:, :, :2] = [r[1] for r in g_rows] if n else 0
     g_present = np.array([r[2] for r in g_rows], dtype=bool).reshape(n, 17)
-    gt = _sequence(frames, labeled | (np.bincount([r[0] for r in g_rows], minlength=frames) > 0),
-                   np.array([r[0] for r in g_rows], dtype=np.intp), g_kp, g_present,
-                   np.full((n, 17), MIN_SCORE), np.array([r[3] for r in g_rows]).reshape(n, 4),
-                   np.full(n, np.nan))  # fmt: skip
+    gt = _sequence(
+        frames,
+        labeled | (np.bincount([r[0] for r in g_rows], minlength=frames) > 0),
+        np.array([r[0] for r in g_rows], dtype=np.intp),
+        g_kp,
+        g_present,
+        np.full((n, 17), MIN_SCORE),
+        np.array([r[3] for r in g_rows]).reshape(n, 4),
+        np.full(n, np.nan),
+    )
     n = len(d_rows)
     d_kp = np.zeros((n, 17, 3))
     d_kp[:, :, :2] = [r[1] for r in d_rows] if n else 0
@@ -167,17 +217,25 @@ def _random_pair(rng: np.random.Generator, frames: int, wrong_length: bool) -> t
     scores[rng.random(n) < 0.05] = MIN_SCORE  # no keypoint score at all: score 0
     pscore = np.where(rng.random(n) < 0.3, rng.choice([0.25, 0.5, 0.75], n), np.nan)
     d_frames = frames + 1 if wrong_length else frames  # another frame count: contributes nothing
-    pred = _sequence(d_frames, np.ones(d_frames, bool),
-                     np.array([r[0] for r in d_rows], dtype=np.intp), d_kp, d_present, scores,
-                     np.full((n, 4), np.nan), pscore)  # fmt: skip
+    pred = _sequence(
+        d_frames,
+        np.ones(d_frames, bool),
+        np.array([r[0] for r in d_rows], dtype=np.intp),
+        d_kp,
+        d_present,
+        scores,
+        np.full((n, 4), np.nan),
+        pscore,
+    )
     return gt, pred
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_cases_equal_pycocotools(seed):
     rng = np.random.default_rng(seed)
-    pairs = [_random_pair(rng, int(rng.integers(1, 7)), wrong_length=rng.random() < 0.1)
-             for _ in range(rng.integers(1, 4))]  # fmt: skip
+    pairs = [
+        _random_pair(rng, int(rng.integers(1, 7)), wrong_length=rng.random() < 0.1) for _ in range(rng.integers(1, 4))
+    ]
     gts, preds = [p[0] for p in pairs], [p[1] for p in pairs]
     assert_same_as_pycocotools(gts, preds)
 
@@ -210,10 +268,17 @@ def test_pairs_just_above_half_are_kept():
     d_kp, d_present = np.zeros((n, 17, 3)), np.zeros((n, 17), bool)
     d_kp[:, 11, :2], d_present[:, 11] = np.stack([150.0 + shift, np.full(n, 160.0)], 1), True
     frames = np.arange(n)
-    gt = _sequence(n, np.ones(n, bool), frames, g_kp, g_present, np.full((n, 17), MIN_SCORE),
-                   box, np.full(n, np.nan))  # fmt: skip
-    pred = _sequence(n, np.ones(n, bool), frames, d_kp, d_present, np.ones((n, 17)),
-                     np.full((n, 4), np.nan), np.linspace(0.9, 0.3, n))  # fmt: skip
+    gt = _sequence(n, np.ones(n, bool), frames, g_kp, g_present, np.full((n, 17), MIN_SCORE), box, np.full(n, np.nan))
+    pred = _sequence(
+        n,
+        np.ones(n, bool),
+        frames,
+        d_kp,
+        d_present,
+        np.ones((n, 17)),
+        np.full((n, 4), np.nan),
+        np.linspace(0.9, 0.3, n),
+    )
     assert_same_as_pycocotools([gt], [pred])
     assert oks_stats([gt], [pred])[6] == pytest.approx(5 / 7)  # AR50: the five with OKS >= 0.5
 
@@ -241,7 +306,10 @@ def test_output_keeps_its_form():
         assert out[name] == (None if value < 0 else pytest.approx(value * 100, abs=1e-10)), name
     assert out["APm"] is None  # no medium person in this case: COCOeval's -1
     assert (out["images"], out["gt_persons"], out["pred_persons"]) == (
-        len(dataset["images"]), len(dataset["annotations"]), len(results))
+        len(dataset["images"]),
+        len(dataset["annotations"]),
+        len(results),
+    )
 
 
 def test_nothing_to_score_gives_none():

@@ -11,9 +11,9 @@ import pytest
 
 import famicli
 from famicli.errors import InputError
-from famicli.metrics.scoring import list_sequences
 from famicli.keypoints import JOINT_NAMES as KEYPOINTS_17
 from famicli.keypoints import POSEVAL_JOINTS as JOINTS_15
+from famicli.metrics.scoring import list_sequences
 from famicli_tests.conftest import shared_path
 
 DATA = Path(__file__).parent / "data"
@@ -43,8 +43,7 @@ def to_annolist(data: dict) -> dict:
                 x, y, w, h = a["bbox_head"]
                 rect.update(x1=[x], y1=[y], x2=[x + w], y2=[y + h])
             rects.append(rect)
-        frame = {"image": [{"name": img["file_name"]}], "annorect": rects,
-                 "is_labeled": [int(bool(rects))]}  # fmt: skip
+        frame = {"image": [{"name": img["file_name"]}], "annorect": rects, "is_labeled": [int(bool(rects))]}
         if img.get("ignore_regions_x"):
             frame["ignore_regions"] = [
                 {"point": [{"x": [x], "y": [y]} for x, y in zip(xs, ys)]}
@@ -77,8 +76,7 @@ def test_posetrack17_annolist_gives_the_same_numbers(case, tmp_path):
     np.testing.assert_allclose(per_joint(old), per_joint(ref), atol=1e-9)
     assert old.coco is None  # no person boxes in annolist files
     expected = json.loads((folder / "expected.json").read_text())
-    np.testing.assert_allclose(list(old.per_joint["mota_per_joint"].values()),
-                               expected["mota_per_joint"], atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(list(old.per_joint["mota_per_joint"].values()), expected["mota_per_joint"], atol=1e-6)
 
 
 def test_reordered_and_15_name_files_give_the_same_numbers(tmp_path):

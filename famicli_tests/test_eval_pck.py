@@ -28,8 +28,7 @@ def write_mat(path, joints):  # joints (T, 15, 2) -> pos_img (2, 15, T)
 def jhmdb(tmp_path):
     root, pred = tmp_path / "sub-jhmdb", tmp_path / "pred"
     for video in ("v1", "v2"):
-        write_mat(root / "joint_positions" / "walk" / video / "joint_positions.mat",
-                  np.stack([GT, GT]))  # fmt: skip
+        write_mat(root / "joint_positions" / "walk" / video / "joint_positions.mat", np.stack([GT, GT]))
     (root / "splits").mkdir()
     (root / "splits" / "walk_test_split1.txt").write_text("v1.avi 2\nv2.avi 1\n")
     (root / "splits" / "walk_test_split2.txt").write_text("v1.avi 1\nv2.avi 2\n")
@@ -50,8 +49,16 @@ def jhmdb(tmp_path):
 def test_pck_by_hand(jhmdb):
     root, pred = jhmdb
     pck = famicli.evaluate(root, pred, dataset="jhmdb").pck
-    split1_box = {"Head": 100, "Sho": 100, "Elb": 100, "Wri": 75, "Hip": 100, "Knee": 100,
-                  "Ank": 75, "Mean": 100 * 12 / 13}  # fmt: skip
+    split1_box = {
+        "Head": 100,
+        "Sho": 100,
+        "Elb": 100,
+        "Wri": 75,
+        "Hip": 100,
+        "Knee": 100,
+        "Ank": 75,
+        "Mean": 100 * 12 / 13,
+    }
     split1_torso = dict(split1_box, Head=50, Mean=100 * 11.5 / 13)
     assert pck["per_split"]["1"]["box"] == pytest.approx(split1_box)
     assert pck["per_split"]["1"]["torso"] == pytest.approx(split1_torso)
@@ -75,13 +82,11 @@ def test_per_split_prediction_folders(jhmdb):
 
 def test_cli_tables_and_json(jhmdb):
     root, pred = jhmdb
-    result = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--gt", str(root), "--pred",
-                                 str(pred)])  # fmt: skip
+    result = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--gt", str(root), "--pred", str(pred)])
     assert result.exit_code == 0, result.output
     assert "PCK@0.2" in result.stdout and "tPCK@0.2" in result.stdout
     assert "max(width, height)" in result.stdout
-    result = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--root", str(root), "--pred",
-                                 str(pred), "--json"])  # fmt: skip
+    result = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--root", str(root), "--pred", str(pred), "--json"])
     assert json.loads(result.stdout)["pck"]["box"]["Mean"] == pytest.approx(50 + 50 * 12 / 13)
 
 

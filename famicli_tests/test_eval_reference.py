@@ -52,8 +52,9 @@ def assert_matches(report: dict, expected: dict) -> None:
 def test_reference_case_reproduced(case, tracker):
     folder = shared_path("poseval_reference", case)
     expected = json.loads((folder / "expected.json").read_text())
-    result = famicli.evaluate(folder / "gt", folder / "pred", dataset="posetrack18",
-                              tracker=tracker, order=ORDER[case], coco=False)  # fmt: skip
+    result = famicli.evaluate(
+        folder / "gt", folder / "pred", dataset="posetrack18", tracker=tracker, order=ORDER[case], coco=False
+    )
     assert_matches(result.to_dict(), expected)
 
 
@@ -68,8 +69,9 @@ def test_cli_json_reproduces_case():
     # in this case poseval's sequence order is the sorted one, so --order sorted reproduces it
     folder = shared_path("poseval_reference", "ignore_regions")
     assert ORDER["ignore_regions"] == sorted(ORDER["ignore_regions"])
-    result = runner.invoke(app, ["eval", "--gt", str(folder / "gt"), "--pred", str(folder / "pred"),
-                                 "--json", "--order", "sorted"])  # fmt: skip
+    result = runner.invoke(
+        app, ["eval", "--gt", str(folder / "gt"), "--pred", str(folder / "pred"), "--json", "--order", "sorted"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert_matches(report, json.loads((folder / "expected.json").read_text()))
@@ -111,8 +113,10 @@ def test_per_sequence_matches_single_sequence_runs(tmp_path):
 
 def test_metrics_do_not_import_torch():
     folder = DATA / "posetrack18_basic"
-    code = ("import sys, famicli\n"
-            f"famicli.evaluate({str(folder / 'gt')!r}, {str(folder / 'pred')!r})\n"
-            "print('TORCH', 'torch' in sys.modules)\n")  # fmt: skip
+    code = (
+        "import sys, famicli\n"
+        f"famicli.evaluate({str(folder / 'gt')!r}, {str(folder / 'pred')!r})\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "TORCH False" in out.stdout

@@ -12,9 +12,28 @@ from famicli.keypoints import JOINT_NAMES as KEYPOINTS_17
 
 SEQ = "020000_mpii_test"
 # one standing person, 17 keypoints (ears absent), head box 50 × 0: head size 0.6 × 50 = 30
-BODY = np.array([[100, 90], [100, 110], [100, 60], [0, 0], [0, 0], [80, 120], [120, 120],
-                 [75, 160], [125, 160], [70, 200], [130, 200], [90, 210], [110, 210],
-                 [90, 260], [110, 260], [90, 310], [110, 310]], dtype=float)  # fmt: skip
+BODY = np.array(
+    [
+        [100, 90],
+        [100, 110],
+        [100, 60],
+        [0, 0],
+        [0, 0],
+        [80, 120],
+        [120, 120],
+        [75, 160],
+        [125, 160],
+        [70, 200],
+        [130, 200],
+        [90, 210],
+        [110, 210],
+        [90, 260],
+        [110, 260],
+        [90, 310],
+        [110, 310],
+    ],
+    dtype=float,
+)
 
 
 def person(frame, track, shift=(0.0, 0.0), scores=True, dx=0.0):
@@ -23,25 +42,29 @@ def person(frame, track, shift=(0.0, 0.0), scores=True, dx=0.0):
     v = np.ones(17)
     v[3:5] = 0
     kp[[0, 1, 2] + list(range(5, 17)), 0] += dx
-    ann = {"image_id": frame, "track_id": track, "category_id": 1,
-           "keypoints": np.c_[kp, v].reshape(-1).tolist(),
-           "bbox_head": [75.0 + shift[0], 60.0 + shift[1], 50.0, 0.0],
-           "bbox": [60.0 + shift[0], 50.0 + shift[1], 80.0, 270.0]}  # fmt: skip
+    ann = {
+        "image_id": frame,
+        "track_id": track,
+        "category_id": 1,
+        "keypoints": np.c_[kp, v].reshape(-1).tolist(),
+        "bbox_head": [75.0 + shift[0], 60.0 + shift[1], 50.0, 0.0],
+        "bbox": [60.0 + shift[0], 50.0 + shift[1], 80.0, 270.0],
+    }
     if scores:
         ann["scores"] = [0.9] * 17
     return ann
 
 
 def write_case(tmp_path, gt_persons, pred_persons, n_frames, ignore=None):
-    images = [{"id": f, "file_name": f"images/val/{SEQ}/{f:06d}.jpg", "is_labeled": True}
-              for f in range(n_frames)]  # fmt: skip
+    images = [{"id": f, "file_name": f"images/val/{SEQ}/{f:06d}.jpg", "is_labeled": True} for f in range(n_frames)]
     for f, (xs, ys) in (ignore or {}).items():
         images[f].update(ignore_regions_x=[xs], ignore_regions_y=[ys])
     cats = [{"id": 1, "name": "person", "keypoints": list(KEYPOINTS_17)}]
     for kind, anns in (("gt", gt_persons), ("pred", pred_persons)):
         (tmp_path / kind).mkdir(exist_ok=True)
-        (tmp_path / kind / f"{SEQ}.json").write_text(json.dumps(
-            {"images": images, "annotations": anns, "categories": cats}))
+        (tmp_path / kind / f"{SEQ}.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats})
+        )
     return famicli.evaluate(tmp_path / "gt", tmp_path / "pred", coco=False)
 
 
@@ -85,8 +108,7 @@ def test_ignore_region_removes_keypoints_inside_only(tmp_path):
     assert r.ap["Total"] == pytest.approx(100)
     # the boundary is not inside: the false positive's nose lies on the region's edge and stays
     edge = ([490.0, 600.0, 600.0, 490.0], [0.0, 0.0, 400.0, 400.0])
-    pred = [person(f, 3) for f in range(2)] + [person(f, 4, shift=(400, 0), dx=-10)
-                                               for f in range(2)]  # fmt: skip
+    pred = [person(f, 3) for f in range(2)] + [person(f, 4, shift=(400, 0), dx=-10) for f in range(2)]
     r = write_case(tmp_path, gt, pred, 2, ignore={0: edge, 1: edge})
     assert r.per_joint["precision_per_joint"]["nose"] == pytest.approx(50)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from famicli.formats.validate import Issues
 from famicli.metrics import posetrack as pt
 from famicli.metrics.scoring import load_posetrack
 from famicli.metrics.tracking import (
@@ -14,7 +15,6 @@ from famicli.metrics.tracking import (
     accumulate_motmetrics,
     expensive_edges,
 )
-from famicli.formats.validate import Issues
 from famicli_tests.conftest import shared_path
 
 NAN = np.nan
@@ -59,15 +59,19 @@ def test_random_sequences_match_motmetrics(seed):
 def test_hand_made_events():
     chains = [
         # keep a pairing; then a swap (2 switches + transfers); then an id comes back
-        [([1, 2], [10, 20], [[0.1, NAN], [NAN, 0.2]]),
-         ([1, 2], [10, 20], [[NAN, 0.1], [0.3, NAN]]),
-         ([1], [], np.zeros((1, 0))),
-         ([1, 2], [10, 20], [[0.2, 0.2], [0.2, 0.2]])],
+        [
+            ([1, 2], [10, 20], [[0.1, NAN], [NAN, 0.2]]),
+            ([1, 2], [10, 20], [[NAN, 0.1], [0.3, NAN]]),
+            ([1], [], np.zeros((1, 0))),
+            ([1, 2], [10, 20], [[0.2, 0.2], [0.2, 0.2]]),
+        ],
         # two objects claim the hypothesis they were both paired with (first one wins)
         [([1], [10], [[0.1]]), ([2], [10], [[0.1]]), ([1, 2], [10], [[0.2], [0.1]])],
         # a conflict needing the assignment solver: 3 × 3 with ties
-        [([1, 2, 3], [10, 20, 30], [[0.1, 0.1, NAN], [0.1, 0.1, 0.1], [NAN, 0.1, 0.1]]),
-         ([1, 2, 3], [10, 20, 30], [[0.1, 0.1, 0.1], [0.1, 0.1, 0.1], [0.1, 0.1, 0.1]])],
+        [
+            ([1, 2, 3], [10, 20, 30], [[0.1, 0.1, NAN], [0.1, 0.1, 0.1], [NAN, 0.1, 0.1]]),
+            ([1, 2, 3], [10, 20, 30], [[0.1, 0.1, 0.1], [0.1, 0.1, 0.1], [0.1, 0.1, 0.1]]),
+        ],
         [],  # an accumulator that is never fed
     ]
     assert_same_counts(TrackerInput.from_updates(chains))
@@ -75,8 +79,9 @@ def test_hand_made_events():
 
 def test_known_counts():
     # frame 1: 1-10, 2-20; frame 2: swapped -> 2 switches, 2 transfers
-    inp = TrackerInput.from_updates([[([1, 2], [10, 20], [[0.1, NAN], [NAN, 0.2]]),
-                                      ([1, 2], [10, 20], [[NAN, 0.1], [0.3, NAN]])]])
+    inp = TrackerInput.from_updates(
+        [[([1, 2], [10, 20], [[0.1, NAN], [NAN, 0.2]]), ([1, 2], [10, 20], [[NAN, 0.1], [0.3, NAN]])]]
+    )
     c = accumulate(inp)
     assert (c["num_objects"][0], c["num_detections"][0], c["num_switches"][0]) == (4, 4, 2)
     assert c["num_misses"][0] == c["num_false_positives"][0] == 0

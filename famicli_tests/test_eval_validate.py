@@ -57,8 +57,9 @@ def scored(gt: Path, pred: Path, *extra: str) -> tuple[dict, list[str]]:
 def test_missing_prediction_file(case):
     gt, pred = case
     (pred / SEQ).unlink()
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: file: missing; every GT sequence "
-                                 f"({gt / SEQ}) needs a prediction file with the same name")
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: file: missing; every GT sequence ({gt / SEQ}) needs a prediction file with the same name"
+    )
     report, warnings = scored(gt, pred, "--no-strict")
     assert report["ap"]["Total"] is not None
     assert f"Warning: {pred / SEQ}: file: missing" in warnings[0]
@@ -68,9 +69,11 @@ def test_missing_prediction_file(case):
 def test_frame_count_mismatch(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["images"].pop())
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: images: 7 frames, but the GT file "
-                                 f"{gt / SEQ} has 8; a prediction file lists the same images as "
-                                 "its GT file")  # fmt: skip
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: images: 7 frames, but the GT file "
+        f"{gt / SEQ} has 8; a prediction file lists the same images as "
+        "its GT file"
+    )
     refused(gt, pred, "--no-strict")
 
 
@@ -81,31 +84,38 @@ def test_duplicate_track_ids_in_a_frame(case):
         d["annotations"][1]["track_id"] = d["annotations"][0]["track_id"]
 
     edit(pred / SEQ, dup)
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: frame {FRAME2}: track_id: 100 appears 2 "
-                                 "times; track ids must be unique within a frame")
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: frame {FRAME2}: track_id: 100 appears 2 times; track ids must be unique within a frame"
+    )
     refused(gt, pred, "--no-strict")
 
 
 def test_duplicate_track_ids_in_gt(case):
     gt, pred = case
     edit(gt / SEQ, lambda d: d["annotations"][3].update(track_id=0))
-    assert refused(gt, pred) == (f"Error: {gt / SEQ}: frame {FRAME2}: track_id: 0 appears 2 times;"
-                                 " track ids must be unique within a frame (poseval does not check"
-                                 " GT, but MOT is undefined)")  # fmt: skip
+    assert refused(gt, pred) == (
+        f"Error: {gt / SEQ}: frame {FRAME2}: track_id: 0 appears 2 times;"
+        " track ids must be unique within a frame (poseval does not check"
+        " GT, but MOT is undefined)"
+    )
 
 
 def test_keypoints_of_wrong_length(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["annotations"][0]["keypoints"].__delitem__(slice(0, 3)))
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: frame {FRAME2}: annotation 0: keypoints: "
-                                 "48 values, expected 51 (17 keypoints × [x, y, v])")
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: frame {FRAME2}: annotation 0: keypoints: "
+        "48 values, expected 51 (17 keypoints × [x, y, v])"
+    )
 
 
 def test_nan_coordinates(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["annotations"][0]["keypoints"].__setitem__(0, float("nan")))
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: frame {FRAME2}: keypoints: nose is [nan, "
-                                 "250.04] (track_id 100); coordinates and scores must be finite")
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: frame {FRAME2}: keypoints: nose is [nan, "
+        "250.04] (track_id 100); coordinates and scores must be finite"
+    )
     report, warnings = scored(gt, pred, "--no-strict")
     assert report["ap"]["Total"] is not None
     assert warnings[0].endswith("(1 such keypoints treated as absent; --no-strict)")
@@ -115,16 +125,17 @@ def test_infinite_score(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["annotations"][2]["scores"].__setitem__(16, float("inf")))
     frame3 = "images/val/011000_mpii_test/000003.jpg"
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: frame {frame3}: scores: right_ankle is inf"
-                                 " (track_id 100); coordinates and scores must be finite")
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: frame {frame3}: scores: right_ankle is inf"
+        " (track_id 100); coordinates and scores must be finite"
+    )
 
 
 def test_unknown_keypoint_name(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["categories"][0]["keypoints"].__setitem__(3, "left_eye"))
     known = ", ".join(famicli.keypoints.JOINT_NAMES)
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: categories: keypoints: unknown name "
-                                 f"'left_eye'; known: {known}")
+    assert refused(gt, pred) == (f"Error: {pred / SEQ}: categories: keypoints: unknown name 'left_eye'; known: {known}")
     report, warnings = scored(gt, pred, "--no-strict")
     assert warnings[0].endswith("(ignored, as poseval ignores names it does not know; --no-strict)")
 
@@ -132,27 +143,33 @@ def test_unknown_keypoint_name(case):
 def test_track_id_not_below_10000(case):
     gt, pred = case
     edit(pred / SEQ, lambda d: d["annotations"][0].update(track_id=12000))
-    assert refused(gt, pred) == (f"Error: {pred / SEQ}: frame {FRAME2}: track_id: 12000 is not "
-                                 "below 10000 (poseval offsets track ids by 10000 per sequence "
-                                 "and refuses larger ones)")  # fmt: skip
+    assert refused(gt, pred) == (
+        f"Error: {pred / SEQ}: frame {FRAME2}: track_id: 12000 is not "
+        "below 10000 (poseval offsets track ids by 10000 per sequence "
+        "and refuses larger ones)"
+    )
     scored(gt, pred, "--no-strict")
 
 
 def test_single_labeled_frame_sequence(case):
     gt, pred = case
     edit(gt / SEQ, lambda d: d.update(annotations=d["annotations"][:1]))
-    assert refused(gt, pred) == (f"Error: {gt / SEQ}: images: only one frame has annotated "
-                                 "persons; the official tool fails on such a sequence (tracking "
-                                 "skips the last labeled frame of each sequence)")  # fmt: skip
+    assert refused(gt, pred) == (
+        f"Error: {gt / SEQ}: images: only one frame has annotated "
+        "persons; the official tool fails on such a sequence (tracking "
+        "skips the last labeled frame of each sequence)"
+    )
 
 
 def test_bad_sequence_folder_name(case):
     gt, pred = case
     edit(gt / SEQ, lambda d: d["images"][0].update(file_name="images/val/clip/000000.jpg"))
-    assert refused(gt, pred) == (f"Error: {gt / SEQ}: frame images/val/clip/000000.jpg: file_name:"
-                                 " expected images/<split>/NNNNNN_<mpii|bonn|mpiinew>_<...>/"
-                                 "<frame>.jpg with a frame number below 10000 (poseval derives "
-                                 "image ids from it)")  # fmt: skip
+    assert refused(gt, pred) == (
+        f"Error: {gt / SEQ}: frame images/val/clip/000000.jpg: file_name:"
+        " expected images/<split>/NNNNNN_<mpii|bonn|mpiinew>_<...>/"
+        "<frame>.jpg with a frame number below 10000 (poseval derives "
+        "image ids from it)"
+    )
 
 
 def test_several_errors_report_the_first_and_count(case):

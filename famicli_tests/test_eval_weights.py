@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -28,8 +27,19 @@ def data(tmp_path_factory, synthtrack, tiny_checkpoint):
 @pytest.fixture(scope="module")
 def gt_run(data):
     pred = data["base"] / "pred"
-    args = ["eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights", str(data["weights"]),
-            "--device", "cpu", "--pred-out", str(pred)]  # fmt: skip
+    args = [
+        "eval",
+        "--dataset",
+        "synthtrack",
+        "--root",
+        str(data["root"]),
+        "--weights",
+        str(data["weights"]),
+        "--device",
+        "cpu",
+        "--pred-out",
+        str(pred),
+    ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), pred
@@ -51,8 +61,9 @@ def test_matches_scoring_the_written_files(data, gt_run):
     gt = data["root"] / "annotations" / "val"
     for column, expected in (("famipose", report), ("backbone", report["backbone"])):
         assert sorted(p.name for p in (pred / column).iterdir()) == sorted(p.name for p in gt.iterdir())
-        result = runner.invoke(app, ["eval", "--gt", str(gt), "--pred", str(pred / column), "--order", "sorted",
-                                     "--json"])  # fmt: skip
+        result = runner.invoke(
+            app, ["eval", "--gt", str(gt), "--pred", str(pred / column), "--order", "sorted", "--json"]
+        )
         assert result.exit_code == 0, result.output
         separate = json.loads(result.stdout)
         for key in SCORES:
@@ -88,12 +99,29 @@ def test_boxes_file_for_the_whole_split(data, gt_run):
     dets = []
     for f in sorted((data["root"] / "annotations" / "val").glob("*.json")):
         for a in json.loads(f.read_text())["annotations"]:
-            dets += [{"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0, "category_id": 1},
-                     {"image_id": a["image_id"], "bbox": [0, 0, 50, 50], "score": 0.1, "category_id": 1}]
+            dets += [
+                {"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0, "category_id": 1},
+                {"image_id": a["image_id"], "bbox": [0, 0, 50, 50], "score": 0.1, "category_id": 1},
+            ]
     path = data["base"] / "dets.json"
     path.write_text(json.dumps(dets))
-    result = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights",
-                                 str(data["weights"]), "--device", "cpu", "--boxes", str(path), "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "synthtrack",
+            "--root",
+            str(data["root"]),
+            "--weights",
+            str(data["weights"]),
+            "--device",
+            "cpu",
+            "--boxes",
+            str(path),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     with_file = json.loads(result.stdout)
     assert with_file["boxes"]["source"] == "file" and with_file["boxes"]["threshold"] == 0.2
@@ -107,8 +135,15 @@ def test_human_table(gt_run, capsys):
     report, _ = gt_run
     _render_model({**report, "reference": {"FAMI-Pose W48 (paper, detected boxes)": 82.2}})
     out = capsys.readouterr().out
-    for text in ("model in the loop (ground-truth boxes)", "backbone only", "FAMI-Pose", "MOTA", "COCO AP",
-                 "2 sequences, 10 frames, 8 persons", "reference: FAMI-Pose W48 (paper, detected boxes): Total AP 82.2"):
+    for text in (
+        "model in the loop (ground-truth boxes)",
+        "backbone only",
+        "FAMI-Pose",
+        "MOTA",
+        "COCO AP",
+        "2 sequences, 10 frames, 8 persons",
+        "reference: FAMI-Pose W48 (paper, detected boxes): Total AP 82.2",
+    ):
         assert text in out, text
 
 
@@ -122,8 +157,9 @@ def test_usage_and_input_errors(data, tmp_path, monkeypatch):
     assert runner.invoke(app, [*base, "--pred", str(tmp_path), "--weights", str(data["weights"])]).exit_code == 2
     gone = runner.invoke(app, [*base, "--weights", str(data["weights"]), "--gt-boxes"])  # GT boxes: the default
     assert gone.exit_code == 2 and "No such option: --gt-boxes" in gone.output
-    missing = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(tmp_path / "none"), "--weights",
-                                  str(data["weights"])])  # fmt: skip
+    missing = runner.invoke(
+        app, ["eval", "--dataset", "synthtrack", "--root", str(tmp_path / "none"), "--weights", str(data["weights"])]
+    )
     assert missing.exit_code == 1 and missing.stderr.startswith("Error: synthtrack annotations not found at")
     jhmdb = runner.invoke(app, ["eval", "--dataset", "jhmdb", "--weights", str(data["weights"])])
     assert jhmdb.exit_code == 1 and "choose from: posetrack18, posetrack17, synthtrack" in jhmdb.stderr
@@ -133,9 +169,28 @@ def test_usage_and_input_errors(data, tmp_path, monkeypatch):
 def test_torchrun_shards_sequences(data, gt_run):
     """Two processes (gloo on CPU) take one sequence each; rank 0 prints the same scores."""
     report, _ = gt_run
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m",
-           "famicli", "eval", "--dataset", "synthtrack", "--root", str(data["root"]), "--weights",
-           str(data["weights"]), "--device", "cpu", "--json", "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "famicli",
+        "eval",
+        "--dataset",
+        "synthtrack",
+        "--root",
+        str(data["root"]),
+        "--weights",
+        str(data["weights"]),
+        "--device",
+        "cpu",
+        "--json",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr

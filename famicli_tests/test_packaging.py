@@ -20,8 +20,11 @@ def setuptools_table() -> dict:
 
 
 def test_packaged_list_is_what_is_on_disk():
-    on_disk = {".".join(folder.relative_to(REPO).parts) for folder in (REPO / "famicli").rglob("*")
-               if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))}  # fmt: skip
+    on_disk = {
+        ".".join(folder.relative_to(REPO).parts)
+        for folder in (REPO / "famicli").rglob("*")
+        if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py"))
+    }
     on_disk |= {"famicli"}
     listed = set(setuptools_table()["packages"])
     assert listed == on_disk | {"famicli.assets"}  # a new subpackage must be listed in pyproject.toml

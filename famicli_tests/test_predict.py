@@ -51,8 +51,22 @@ def predicted(clip):
     runs = {}
     for suffix, video in clip["videos"].items():
         out = clip["base"] / f"out_{suffix[1:]}"
-        result = runner.invoke(app, ["predict", str(video), "--weights", str(clip["weights"]), "--boxes",
-                                     str(clip["ann"]), "--device", "cpu", "--out", str(out), "--json"])  # fmt: skip
+        result = runner.invoke(
+            app,
+            [
+                "predict",
+                str(video),
+                "--weights",
+                str(clip["weights"]),
+                "--boxes",
+                str(clip["ann"]),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--json",
+            ],
+        )
         runs[suffix] = (result, out)
     return runs
 
@@ -63,7 +77,8 @@ def test_outputs_written(clip, predicted, suffix):
     assert result.exit_code == 0, result.output
     seq = clip["seq"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"])  # no temp files left
+        [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"]
+    )  # no temp files left
     record = json.loads(result.stdout)
     assert record == json.loads((out / "run.json").read_text())
     assert record["video"]["codec"] == CONTAINERS[suffix] and record["video"]["frames"] == FRAMES

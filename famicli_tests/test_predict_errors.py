@@ -41,7 +41,9 @@ def setup(tmp_path_factory, synthtrack, tiny_checkpoint):
         s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
         rng = np.random.default_rng(0)
         for _ in range(10):
-            for p in s.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (120, 160, 3), np.uint8), format="rgb24")):
+            for p in s.encode(
+                av.VideoFrame.from_ndarray(rng.integers(0, 255, (120, 160, 3), np.uint8), format="rgb24")
+            ):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
@@ -51,8 +53,9 @@ def setup(tmp_path_factory, synthtrack, tiny_checkpoint):
 
 
 def _predict(setup, video, out, *extra):
-    return runner.invoke(app, ["predict", str(video), "--weights", str(setup["weights"]), "--device", "cpu",
-                               "--out", str(out), *extra])  # fmt: skip
+    return runner.invoke(
+        app, ["predict", str(video), "--weights", str(setup["weights"]), "--device", "cpu", "--out", str(out), *extra]
+    )
 
 
 def _one_error_line(result, *needles):
@@ -97,8 +100,10 @@ def test_boxes_file_for_another_video(setup, tmp_path):
     _one_error_line(result, str(other), "for another video")
     assert not (tmp_path / "out").exists()
     # a detections list keyed by PoseTrack image ids of the other sequence
-    dets = [{"image_id": a["image_id"], "bbox": a["bbox"], "score": 0.9, "category_id": 1}
-            for a in json.loads(other.read_text())["annotations"]]  # fmt: skip
+    dets = [
+        {"image_id": a["image_id"], "bbox": a["bbox"], "score": 0.9, "category_id": 1}
+        for a in json.loads(other.read_text())["annotations"]
+    ]
     (tmp_path / "dets.json").write_text(json.dumps(dets))
     result = _predict(setup, setup["video"], tmp_path / "out", "--boxes", str(tmp_path / "dets.json"))
     _one_error_line(result, "dets.json", "no boxes for sequence", "for another video")
@@ -111,11 +116,15 @@ def test_boxes_file_for_another_video(setup, tmp_path):
 
 def test_malformed_boxes_file(setup, tmp_path):
     (tmp_path / "broken.json").write_text("[{")
-    _one_error_line(_predict(setup, setup["video"], tmp_path / "o", "--boxes", str(tmp_path / "broken.json")),
-                    "broken.json: not valid JSON")  # fmt: skip
+    _one_error_line(
+        _predict(setup, setup["video"], tmp_path / "o", "--boxes", str(tmp_path / "broken.json")),
+        "broken.json: not valid JSON",
+    )
     (tmp_path / "nobox.json").write_text(json.dumps([{"frame_index": 0, "bbox": [1, 2]}]))
-    _one_error_line(_predict(setup, setup["video"], tmp_path / "o", "--boxes", str(tmp_path / "nobox.json")),
-                    "nobox.json: entry 0: bbox: expected [x, y, w, h]")  # fmt: skip
+    _one_error_line(
+        _predict(setup, setup["video"], tmp_path / "o", "--boxes", str(tmp_path / "nobox.json")),
+        "nobox.json: entry 0: bbox: expected [x, y, w, h]",
+    )
 
 
 def test_detector_weights_offline_names_the_cache_path(setup, tmp_path, monkeypatch):
@@ -138,16 +147,22 @@ def test_option_errors(setup, tmp_path, monkeypatch):
     video, ann = setup["video"], str(setup["anns"][0])
     with monkeypatch.context() as m:  # a dtype this machine's kernels cannot run under autocast
         m.setattr("famicli.runtime._dtype_failure", lambda device, name: None if name == "fp32" else "no kernel")
-        _one_error_line(_predict(setup, video, tmp_path / "o", "--boxes", ann, "--dtype", "fp16"),
-                        "dtype 'fp16' is not supported on cpu", "choose from: fp32")  # fmt: skip
-    _one_error_line(_predict(setup, video, tmp_path / "o", "--boxes", ann, "--detector", "full-frame"),
-                    "--boxes and --detector full-frame exclude each other")  # fmt: skip
+        _one_error_line(
+            _predict(setup, video, tmp_path / "o", "--boxes", ann, "--dtype", "fp16"),
+            "dtype 'fp16' is not supported on cpu",
+            "choose from: fp32",
+        )
+    _one_error_line(
+        _predict(setup, video, tmp_path / "o", "--boxes", ann, "--detector", "full-frame"),
+        "--boxes and --detector full-frame exclude each other",
+    )
     monkeypatch.setattr("famicli.data.synthtrack.demo.ASSET_DIRS", (tmp_path,))  # no bundled demo weights
     result = runner.invoke(app, ["predict", str(video), "--boxes", ann, "--out", str(tmp_path / "o")])
     _one_error_line(result, "no bundled demo weights", "pass --weights CKPT")
     (tmp_path / "w.pt").write_bytes(b"")
-    result = runner.invoke(app, ["predict", str(video), "-w", str(tmp_path / "w.pt"), "--boxes", ann, "-o",
-                                 str(tmp_path / "o")])  # fmt: skip
+    result = runner.invoke(
+        app, ["predict", str(video), "-w", str(tmp_path / "w.pt"), "--boxes", ann, "-o", str(tmp_path / "o")]
+    )
     _one_error_line(result, "w.pt: cannot read checkpoint")
     assert not (tmp_path / "o").exists()
     assert runner.invoke(app, ["predict", str(video), "--detector", "yolo"]).exit_code == 2

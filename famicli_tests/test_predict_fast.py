@@ -53,8 +53,11 @@ def test_forward_features_equals_forward(tiny):
         ref = tiny(key, support)
         feats = tiny.features(crops).unflatten(0, (2, 5))  # (B*T, C, h, w) -> (B, T, C, h, w)
         split = tiny.forward_features(feats[:, 0], feats[:, 1:])
-    for a, b in ((split.heatmaps, ref.heatmaps), (split.backbone_heatmaps, ref.backbone_heatmaps),
-                 (split.gtm_translation, ref.gtm_translation)):  # fmt: skip
+    for a, b in (
+        (split.heatmaps, ref.heatmaps),
+        (split.backbone_heatmaps, ref.backbone_heatmaps),
+        (split.gtm_translation, ref.gtm_translation),
+    ):
         assert torch.equal(a, b)  # the same operations on the same numbers
     whole = fast(key, support)
     feats = fast.features(crops).unflatten(0, (2, 5))
@@ -114,16 +117,23 @@ class FakeSource:
 @pytest.mark.parametrize("chunk", [1, 3, 8])
 def test_windows_at_chunk_boundaries_and_video_ends(n, chunk):
     est, seen = FeatureEstimator(), []
-    poses, timings = run(FakeSource(n), FullFrame(), est, GreedyTracker(), fast(batch_size=4, chunk=chunk),
-                         on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))))  # fmt: skip
+    poses, timings = run(
+        FakeSource(n),
+        FullFrame(),
+        est,
+        GreedyTracker(),
+        fast(batch_size=4, chunk=chunk),
+        on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))),
+    )
     assert seen == [(t, t) for t in range(n)] and len(poses) == n
     for t, p in enumerate(poses):
         assert p.keypoints[0, 0, 0] == t  # its own feature
         assert p.keypoints[0, 1:5, 0].tolist() == support_positions(t, n)  # the official padding at the ends
         assert list(p.track_ids) == [0]
     # one box that never moves: each chunk's frames and margins go through the backbone once
-    expected = sum(len({q for k in range(s, min(s + chunk, n)) for q in (k, *support_positions(k, n))})
-                   for s in range(0, n, chunk))  # fmt: skip
+    expected = sum(
+        len({q for k in range(s, min(s + chunk, n)) for q in (k, *support_positions(k, n))}) for s in range(0, n, chunk)
+    )
     assert est.crops == timings["backbone_crops"] == expected and timings["key_frames"] == n
     assert timings["frames_buffered_max"] <= chunk + 4
 
@@ -158,7 +168,9 @@ def test_own_boxes_crop_each_frame_once_per_chunk(chunk):
         assert p.keypoints[0, 1:5, 0].tolist() == support_positions(t, n)
         np.testing.assert_allclose(p.keypoints[:, 5, :2], [[25 + 2 * t, 40], [125 + 2 * t, 40]][: len(p.track_ids)])
     boxes = {tuple(b) for b in est.crop_boxes}
-    own = {(10.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(n)} | {(110.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(3, n)}
+    own = {(10.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(n)} | {
+        (110.0 + 2 * t, 10.0, 30.0, 60.0) for t in range(3, n)
+    }
     assert boxes == own  # no union box: every crop is some person's own box
     if chunk == 8:  # one chunk: 8 + 5 own crops; the second person's key frame 3 cuts frames 1 and 2 with
         assert timings["backbone_crops"] == 8 + 5 + 2 + 1  # its box, key frame 4 frame 2 with its box
@@ -233,8 +245,13 @@ def test_still_person_fast_equals_exact(still, tiny):
     quick = famicli.predict_video(still["folder"], None, fast(boxes=still["boxes"], device="cpu", chunk=4), model=tiny)
     for a, b in zip(ref.frames, quick.frames, strict=True):
         np.testing.assert_allclose(b.keypoints, a.keypoints, atol=1e-3)
-    assert quick.record["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02,
-                                         "fast_path": True}
+    assert quick.record["inference"] == {
+        "mode": "fast",
+        "share": "own",
+        "chunk": 4,
+        "max_shift": 0.02,
+        "fast_path": True,
+    }
     assert ref.record["inference"] == {"mode": "exact", "fast_path": False}
     crops = len(range(0, 6)) + len(range(2, 10)) + len(range(6, 11))  # chunks 0-3, 4-7, 8-10 and their margins
     assert quick.record["options"]["mode"] == "fast" and quick.record["timings"]["backbone_crops"] == crops
@@ -282,13 +299,31 @@ def synth(tmp_path_factory, synthtrack, tiny_checkpoint):
 
 def test_cli_fast_mode_files_score_with_famipose_eval(synth):
     out = synth["base"] / "out"
-    result = runner.invoke(app, ["predict", str(synth["video"]), "-w", str(synth["weights"]), "--boxes",
-                                 str(synth["ann"]), "--device", "cpu", "--mode", "fast", "--chunk", "3", "--out",
-                                 str(out), "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(synth["video"]),
+            "-w",
+            str(synth["weights"]),
+            "--boxes",
+            str(synth["ann"]),
+            "--device",
+            "cpu",
+            "--mode",
+            "fast",
+            "--chunk",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     seq = synth["ann"].stem
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"])
+        [f"{seq}.posetrack.json", f"{seq}.coco.json", f"{seq}.overlay.mp4", "run.json"]
+    )
     record = json.loads(result.stdout)
     assert record == json.loads((out / "run.json").read_text())
     assert record["inference"] == {"mode": "fast", "share": "own", "chunk": 3, "max_shift": 0.02, "fast_path": True}
@@ -311,9 +346,25 @@ def test_cli_fast_mode_files_score_with_famipose_eval(synth):
 
 
 def test_eval_weights_fast_mode(synth):
-    result = runner.invoke(app, ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w",
-                                 str(synth["weights"]), "--device", "cpu", "--mode", "fast", "--chunk", "4",
-                                 "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "synthtrack",
+            "--root",
+            str(synth["root"]),
+            "-w",
+            str(synth["weights"]),
+            "--device",
+            "cpu",
+            "--mode",
+            "fast",
+            "--chunk",
+            "4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["inference"] == {"mode": "fast", "share": "own", "chunk": 4, "max_shift": 0.02}
@@ -334,14 +385,25 @@ def test_bad_fast_mode_options(synth, tmp_path):
     _one_error_line(runner.invoke(app, [*base, *boxes, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")
     _one_error_line(runner.invoke(app, [*base, *boxes, "--chunk", "-3"]), "chunk -3 must be")
     _one_error_line(runner.invoke(app, [*base, *boxes, "--mode", "fast", "--max-shift", "-0.1"]), "max_shift -0.1")
-    _one_error_line(runner.invoke(app, [*base, "--detector", "torchvision-mobilenet", "--detect-every", "2", "--mode",
-                                        "fast"]), "detect_every 2 needs mode exact")  # fmt: skip
+    _one_error_line(
+        runner.invoke(app, [*base, "--detector", "torchvision-mobilenet", "--detect-every", "2", "--mode", "fast"]),
+        "detect_every 2 needs mode exact",
+    )
     assert runner.invoke(app, [*base, *boxes, "--mode", "slow"]).exit_code == 2  # Typer's usage error
     assert runner.invoke(app, [*base, *boxes, "--chunk", "eight"]).exit_code == 2
     assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--share", "all"]).exit_code == 2
     assert not (tmp_path / "o").exists()
-    ev = ["eval", "--dataset", "synthtrack", "--root", str(synth["root"]), "-w", str(synth["weights"]), "--device",
-          "cpu"]  # fmt: skip
+    ev = [
+        "eval",
+        "--dataset",
+        "synthtrack",
+        "--root",
+        str(synth["root"]),
+        "-w",
+        str(synth["weights"]),
+        "--device",
+        "cpu",
+    ]
     assert runner.invoke(app, [*ev, "--mode", "slow"]).exit_code == 2  # choices are Typer's, as in predict
     assert runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]).exit_code == 2
     _one_error_line(runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]), "chunk 0 must be")

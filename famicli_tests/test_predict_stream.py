@@ -57,8 +57,14 @@ class FakeSource:
 
 def test_windows_match_training_and_frames_come_in_order():
     est, src, seen = FakeEstimator(), FakeSource(9), []
-    poses, timings = run(src, FullFrame(), est, GreedyTracker(), PredictConfig(batch_size=4),
-                         on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))))  # fmt: skip
+    poses, timings = run(
+        src,
+        FullFrame(),
+        est,
+        GreedyTracker(),
+        PredictConfig(batch_size=4),
+        on_frame=lambda t, frame, p, timer: seen.append((t, int(frame[0, 0, 0]))),
+    )
     assert [w[0] for w in est.windows] == list(range(9))
     for key, window in enumerate(est.windows):
         assert window[1:] == support_positions(key, 9)  # the official padding at both ends
@@ -162,11 +168,14 @@ def test_box_file_formats(tmp_path):
 
     seq = "000007_mpii_test"
     images = [{"id": 10_000_070_000 + t, "file_name": f"images/val/{seq}/{t:06d}.jpg"} for t in (2, 0, 1)]
-    doc = {"images": images, "annotations": [
-        {"image_id": 10_000_070_001, "bbox": [1, 2, 30, 40], "track_id": 5},  # no score: 1
-        {"image_id": 10_000_070_002, "bbox": [1, 2, 30, 40], "score": 0.1},  # below the threshold
-        {"image_id": 10_000_070_002, "bbox": [1, 2, 30, 40], "category_id": 2},  # not a person
-    ]}  # fmt: skip
+    doc = {
+        "images": images,
+        "annotations": [
+            {"image_id": 10_000_070_001, "bbox": [1, 2, 30, 40], "track_id": 5},  # no score: 1
+            {"image_id": 10_000_070_002, "bbox": [1, 2, 30, 40], "score": 0.1},  # below the threshold
+            {"image_id": 10_000_070_002, "bbox": [1, 2, 30, 40], "category_id": 2},  # not a person
+        ],
+    }
     (tmp_path / "gt.json").write_text(json.dumps(doc))
     boxes = BoxFile(tmp_path / "gt.json").for_video(seq, 3)
     assert boxes.frames() == {1} and boxes.image_ids == [10_000_070_000, 10_000_070_001, 10_000_070_002]
@@ -190,8 +199,11 @@ def test_box_file_track_ids_are_kept_when_every_box_has_one(tmp_path):
     from famicli.errors import InputError
     from famicli.inference.detect import BoxFile
 
-    rows = [{"frame_index": t, "bbox": [10 + 40 * k, 5, 30, 60], "score": 0.9, "track_id": 7 - k}
-            for t in range(3) for k in range(2)]  # fmt: skip
+    rows = [
+        {"frame_index": t, "bbox": [10 + 40 * k, 5, 30, 60], "score": 0.9, "track_id": 7 - k}
+        for t in range(3)
+        for k in range(2)
+    ]
     rows.append({"frame_index": 1, "bbox": [0, 0, 5, 5], "score": 0.1})  # dropped (score): does not count
     (tmp_path / "tracked.json").write_text(json.dumps(rows))
     boxes = BoxFile(tmp_path / "tracked.json").for_video("clip", 3)
@@ -216,8 +228,13 @@ def test_torchvision_detector_keeps_persons_above_threshold():
     class Model(torch.nn.Module):
         def forward(self, images):
             assert images[0].shape == (3, 120, 160) and float(images[0].max()) <= 1.0
-            return [{"boxes": torch.tensor([[10.0, 20.0, 50.0, 100.0], [0, 0, 5, 5], [1, 1, 9, 9]]),
-                     "labels": torch.tensor([1, 1, 3]), "scores": torch.tensor([0.9, 0.3, 0.95])}]  # fmt: skip
+            return [
+                {
+                    "boxes": torch.tensor([[10.0, 20.0, 50.0, 100.0], [0, 0, 5, 5], [1, 1, 9, 9]]),
+                    "labels": torch.tensor([1, 1, 3]),
+                    "scores": torch.tensor([0.9, 0.3, 0.95]),
+                }
+            ]
 
     det = TorchvisionDetector("torchvision", "cpu", threshold=0.5, model=Model())
     out = det(0, np.zeros((120, 160, 3), np.uint8))

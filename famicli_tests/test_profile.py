@@ -102,8 +102,9 @@ def test_flops_are_linear_in_the_batch():
     h, w = cfg.input_size
 
     def total(b: int) -> int:
-        return count_flops(model, torch.empty(b, 3, h, w, device="meta"),
-                           torch.empty(b, 4, 3, h, w, device="meta")).total  # fmt: skip
+        return count_flops(
+            model, torch.empty(b, 3, h, w, device="meta"), torch.empty(b, 4, 3, h, w, device="meta")
+        ).total
 
     flops, _ = count_model_flops(cfg)
     assert total(3) == 3 * total(1) == 3 * flops["per_key_frame"]["flops"]
@@ -178,8 +179,15 @@ def test_bad_options():
 
 @pytest.mark.cuda
 def test_tiny_latency_on_cuda_all_dtypes():
-    result = profile_model(variant="tiny", device="cuda", batch_sizes=(1, 4), dtypes=("fp32", "bf16", "fp16"),
-                           warmup=2, iters=5, probe_seconds=0.1)  # fmt: skip
+    result = profile_model(
+        variant="tiny",
+        device="cuda",
+        batch_sizes=(1, 4),
+        dtypes=("fp32", "bf16", "fp16"),
+        warmup=2,
+        iters=5,
+        probe_seconds=0.1,
+    )
     assert result.device["type"] == "cuda" and result.device["memory_kind"] == "cuda max allocated"
     assert len(result.latency) == 6
     for entry in result.latency:

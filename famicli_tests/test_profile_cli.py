@@ -24,7 +24,9 @@ TINY = ["profile", "--variant", "tiny", "--device", "cpu", "--warmup", "0", "--i
 @pytest.fixture(autouse=True)
 def short_matmul_probe(monkeypatch):
     probe = famicli.profiling.profiler.matmul_peak
-    monkeypatch.setattr(famicli.profiling.profiler, "matmul_peak", lambda device, dtype, seconds: probe(device, dtype, 0.02))
+    monkeypatch.setattr(
+        famicli.profiling.profiler, "matmul_peak", lambda device, dtype, seconds: probe(device, dtype, 0.02)
+    )
 
 
 def test_json_and_csv(tmp_path):
@@ -37,16 +39,27 @@ def test_json_and_csv(tmp_path):
     assert [e["batch"] for e in report["latency"]] == [1, 2]
     assert report["flops"]["deformable"]["flops"] > 0
     rows = list(csv.DictReader(out.open()))
-    assert [(r["batch"], r["model"]) for r in rows] == [("1", "famipose"), ("1", "backbone"),
-                                                        ("2", "famipose"), ("2", "backbone")]  # fmt: skip
+    assert [(r["batch"], r["model"]) for r in rows] == [
+        ("1", "famipose"),
+        ("1", "backbone"),
+        ("2", "famipose"),
+        ("2", "backbone"),
+    ]
     assert float(rows[0]["p50_ms_per_key_frame"]) > 0
 
 
 def test_table():
     result = runner.invoke(app, TINY)
     assert result.exit_code == 0, result.output
-    for text in ("local_calibration", "deformable convs", "846,492", "Latency", "famipose", "backbone",
-                 "matmul peak fp32"):  # fmt: skip
+    for text in (
+        "local_calibration",
+        "deformable convs",
+        "846,492",
+        "Latency",
+        "famipose",
+        "backbone",
+        "matmul peak fp32",
+    ):
         assert text in result.stdout
 
 

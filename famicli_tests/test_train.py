@@ -17,11 +17,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from famicli.engine import trainer as engine
 from famicli.cli.app import app
 from famicli.config import DataConfig, LossConfig, TrainConfig, get_variant
 from famicli.data.posetrack import PoseTrackDataset
 from famicli.data.synthtrack.generate import SynthConfig, generate
+from famicli.engine import trainer as engine
 from famicli.errors import CheckpointError, ConfigError, TrainingError
 from famicli.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 
@@ -30,8 +30,9 @@ runner = CliRunner()
 MODEL = get_variant("tiny", input_size=(96, 64))
 DATA = DataConfig(sigma=1.0, aspect_ratio=64 / 96)
 LOSS = LossConfig()
-TRAIN = TrainConfig(epochs=2, batch_size=4, lr=1e-3, lr_steps=(1,), freeze_backbone=False, workers=0, seed=7,
-                    validate=False)  # fmt: skip
+TRAIN = TrainConfig(
+    epochs=2, batch_size=4, lr=1e-3, lr_steps=(1,), freeze_backbone=False, workers=0, seed=7, validate=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +132,15 @@ def test_kill_in_epoch_2_then_resume_gives_the_same_weights(larger, tmp_path):
     process (10-14 s on 2 cores); the default suite resumes from a copied state instead (above)."""
     engine.train(larger, tmp_path / "full", MODEL, DATA, LOSS, TRAIN, device="cpu")
     out = tmp_path / "killed"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(larger), str(out), str(torch.get_num_threads())],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, str(larger), str(out), str(torch.get_num_threads())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -188,8 +195,9 @@ def test_frozen_backbone_is_initialized_from_backbone_and_stays_fixed(synth, tmp
     source = FamiPose(MODEL)
     save_checkpoint(source, tmp_path / "backbone.pt")
     cfg = replace(TRAIN, epochs=1, freeze_backbone=True)
-    result = engine.train(synth, tmp_path / "run", MODEL, DATA, LOSS, cfg, backbone=tmp_path / "backbone.pt",
-                          device="cpu")  # fmt: skip
+    result = engine.train(
+        synth, tmp_path / "run", MODEL, DATA, LOSS, cfg, backbone=tmp_path / "backbone.pt", device="cpu"
+    )
     trained = load_model(result.checkpoint)
     for name, tensor in source.backbone.state_dict().items():
         assert torch.equal(tensor, trained.backbone.state_dict()[name]), name  # BN statistics included
@@ -203,8 +211,15 @@ def test_single_frame_trains_the_backbone_alone_and_scores_its_heatmaps(synth, t
     from famicli.runtime import seed_everything
 
     with pytest.raises(ConfigError, match="cannot be frozen"):
-        engine.train(synth, tmp_path / "x", MODEL, DATA, LOSS, replace(TRAIN, single_frame=True, freeze_backbone=True),
-                     device="cpu")  # fmt: skip
+        engine.train(
+            synth,
+            tmp_path / "x",
+            MODEL,
+            DATA,
+            LOSS,
+            replace(TRAIN, single_frame=True, freeze_backbone=True),
+            device="cpu",
+        )
     cfg = replace(TRAIN, epochs=1, single_frame=True, validate=True)
     result = engine.train(synth, tmp_path / "sf", MODEL, DATA, LOSS, cfg, device="cpu")
     steps = _steps(tmp_path / "sf")
@@ -219,8 +234,16 @@ def test_single_frame_trains_the_backbone_alone_and_scores_its_heatmaps(synth, t
     assert moved and all(n.startswith("backbone.") for n in moved), sorted(moved)[:5]
     assert "backbone.final_layer.weight" in moved  # the single-frame head trains too
     # stage 2, the official recipe: FAMI-Pose on top of the frozen single-frame backbone
-    run2 = engine.train(synth, tmp_path / "fami", MODEL, DATA, LOSS, replace(TRAIN, epochs=1, freeze_backbone=True),
-                        backbone=result.checkpoint, device="cpu")  # fmt: skip
+    run2 = engine.train(
+        synth,
+        tmp_path / "fami",
+        MODEL,
+        DATA,
+        LOSS,
+        replace(TRAIN, epochs=1, freeze_backbone=True),
+        backbone=result.checkpoint,
+        device="cpu",
+    )
     fami = load_model(run2.checkpoint)
     for name, tensor in trained.backbone.state_dict().items():
         assert torch.equal(tensor, fami.backbone.state_dict()[name]), name
@@ -248,8 +271,10 @@ def test_cli_dataset_without_annotations(tmp_path):
     (tmp_path / "data").mkdir()
     result = _cli("--root", str(tmp_path / "data"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert result.stderr == (f"Error: {tmp_path / 'data'}: no annotations folder (expected "
-                             f"{tmp_path / 'data' / 'annotations'}/<split>/<sequence>.json, the PoseTrack18 layout)\n")  # fmt: skip
+    assert result.stderr == (
+        f"Error: {tmp_path / 'data'}: no annotations folder (expected "
+        f"{tmp_path / 'data' / 'annotations'}/<split>/<sequence>.json, the PoseTrack18 layout)\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -268,8 +293,25 @@ def test_cli_corrupt_image_names_the_file(synth, tmp_path, workers):
     frames = sorted((root / "images" / "train").rglob("*.jpg"))
     for frame in frames:
         frame.write_bytes(b"not a jpeg")
-    result = runner.invoke(app, ["train", "--variant", "tiny", "--epochs", "1", "--workers", workers, "--quiet",
-                                 "--root", str(root), "--out", str(tmp_path / "out"), "--batch-size", "2"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--variant",
+            "tiny",
+            "--epochs",
+            "1",
+            "--workers",
+            workers,
+            "--quiet",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "out"),
+            "--batch-size",
+            "2",
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     assert "cannot read image (corrupt or not an image" in result.stderr
@@ -279,8 +321,18 @@ def test_cli_corrupt_image_names_the_file(synth, tmp_path, workers):
 
 
 def test_cli_trains_and_prints_json(synth, tmp_path):
-    result = _cli("--root", str(synth), "--out", str(tmp_path / "out"), "--batch-size", "8", "--no-val", "--json",
-                  "--lr-steps", "1,5")  # fmt: skip
+    result = _cli(
+        "--root",
+        str(synth),
+        "--out",
+        str(tmp_path / "out"),
+        "--batch-size",
+        "8",
+        "--no-val",
+        "--json",
+        "--lr-steps",
+        "1,5",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["train"]["lr_steps"] == [1, 5]
     report = json.loads(result.stdout)
@@ -294,14 +346,39 @@ def test_torchrun_two_processes_match_one_process(larger, tmp_path):
     """Same global batch (8 = 2 x 4): the loss curves agree up to per-process BatchNorm statistics."""
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
-    common = ["-m", "famicli", "train", "--root", str(larger), "--variant", "tiny", "--epochs", "2", "--batch-size", "8",
-              "--workers", "0", "--no-val", "--quiet", "--seed", "5", "--device", "cpu"]  # fmt: skip
+    common = [
+        "-m",
+        "famicli",
+        "train",
+        "--root",
+        str(larger),
+        "--variant",
+        "tiny",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--no-val",
+        "--quiet",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env,
-                            capture_output=True, text=True, timeout=1200)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, *common, "--out", str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=1200
+    )
     assert single.returncode == 0, single.stderr
-    ddp = subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", *common, "--out", str(tmp_path / "two")],
-                         env=env, capture_output=True, text=True, timeout=1200)  # fmt: skip
+    ddp = subprocess.run(
+        ["torchrun", "--standalone", "--nproc_per_node", "2", *common, "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert ddp.returncode == 0, ddp.stderr
     one, two = _steps(tmp_path / "one"), _steps(tmp_path / "two")
     assert [(s["epoch"], s["step"]) for s in one] == [(s["epoch"], s["step"]) for s in two]

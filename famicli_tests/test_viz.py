@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from famicli import load_model
 from famicli.cli.app import app
 from famicli.config import DataConfig, LossConfig
-from famicli.keypoints import JOINT_NAMES
 from famicli.data.posetrack import PoseTrackDataset
 from famicli.data.synthtrack.generate import SynthConfig, generate
 from famicli.data.transforms import decode_matrix
+from famicli.keypoints import JOINT_NAMES
 from famicli.losses.mutual_info import MutualInformation
 from famicli.losses.objective import mi_weights
 
@@ -40,10 +40,14 @@ def reference(setup):
     """The model's own outputs on the clip (SEQ, FRAME, lowest track id), computed without famicli.viz."""
     model = load_model(setup / "tiny.pt")
     sigma = 3.0 * model.cfg.heatmap_size[1] / 72
-    ds = PoseTrackDataset(setup / "synth", "train", DataConfig(sigma=sigma), model.cfg.input_size,
-                          model.cfg.heatmap_size, train=False)  # fmt: skip
-    here = {ds.videos[v].persons[p].track_id: i for i, (v, p) in enumerate(ds.items)
-            if ds.videos[v].name == SEQ and ds.videos[v].persons[p].position == FRAME}  # fmt: skip
+    ds = PoseTrackDataset(
+        setup / "synth", "train", DataConfig(sigma=sigma), model.cfg.input_size, model.cfg.heatmap_size, train=False
+    )
+    here = {
+        ds.videos[v].persons[p].track_id: i
+        for i, (v, p) in enumerate(ds.items)
+        if ds.videos[v].name == SEQ and ds.videos[v].persons[p].position == FRAME
+    }
     person = min(here)
     sample = ds[here[person]]
     with torch.no_grad():
@@ -53,8 +57,21 @@ def reference(setup):
 
 def viz(setup, kind: str, *extra: str, out: str | None = None):
     out = out or str(setup / f"{kind}.png")
-    args = ["viz", kind, "--weights", str(setup / "tiny.pt"), "--root", str(setup / "synth"), "--seq", SEQ,
-            "--frame", str(FRAME), "--out", out, *extra]  # fmt: skip
+    args = [
+        "viz",
+        kind,
+        "--weights",
+        str(setup / "tiny.pt"),
+        "--root",
+        str(setup / "synth"),
+        "--seq",
+        SEQ,
+        "--frame",
+        str(FRAME),
+        "--out",
+        out,
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
@@ -68,8 +85,9 @@ def test_offsets_json_matches_model(setup, reference):
     gtm = data["gtm_translation"]
     np.testing.assert_allclose(gtm["feature_px"], out.gtm_translation[0].numpy(), rtol=1e-6, atol=1e-7)
     # image px = feature px times the crop's image-pixels-per-feature-pixel factor
-    decode = decode_matrix(sample["meta"]["center"].double().numpy(), sample["meta"]["scale"].double().numpy(),
-                           model.cfg.heatmap_size)  # fmt: skip
+    decode = decode_matrix(
+        sample["meta"]["center"].double().numpy(), sample["meta"]["scale"].double().numpy(), model.cfg.heatmap_size
+    )
     np.testing.assert_allclose(gtm["image_px"], np.array(gtm["feature_px"]) * decode[0, 0], rtol=1e-9)
     assert len(data["sampling"]) == 17 and len(data["offset_magnitude_feature_px"]) == 4
     # sampling points of layer i at the joint's pixel: regular dilated grid + the layer's offsets there
@@ -183,8 +201,25 @@ def test_video_clip_with_boxes(setup, tmp_path):
         container.mux(stream.encode())
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"image_id": 7, "bbox": [40, 10, 50, 100], "score": 0.9, "track_id": 4}]))
-    args = ["viz", "heatmaps", "--weights", str(setup / "tiny.pt"), "--video", str(video), "--boxes", str(boxes),
-            "--frame", "7", "--person", "4", "--joint", "nose", "--out", str(tmp_path / "v.png"), "--json"]  # fmt: skip
+    args = [
+        "viz",
+        "heatmaps",
+        "--weights",
+        str(setup / "tiny.pt"),
+        "--video",
+        str(video),
+        "--boxes",
+        str(boxes),
+        "--frame",
+        "7",
+        "--person",
+        "4",
+        "--joint",
+        "nose",
+        "--out",
+        str(tmp_path / "v.png"),
+        "--json",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -193,8 +228,22 @@ def test_video_clip_with_boxes(setup, tmp_path):
     result = runner.invoke(app, [*args[:8], "--frame", "8", "--out", str(tmp_path / "v.png")])
     assert result.exit_code == 1
     assert result.stderr == f"Error: frame 8 is out of range: {video} has 8 frames (0..7)\n"
-    result = runner.invoke(app, [*args[:2], "--video", str(video), "--frame", "1", "--weights", str(setup / "tiny.pt"),
-                                 "--out", str(tmp_path / "v.png"), "--person", "2"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            *args[:2],
+            "--video",
+            str(video),
+            "--frame",
+            "1",
+            "--weights",
+            str(setup / "tiny.pt"),
+            "--out",
+            str(tmp_path / "v.png"),
+            "--person",
+            "2",
+        ],
+    )
     assert result.stderr == f"Error: unknown person id 2 in frame 1 of {video}; persons there: 0\n"
 
 
@@ -227,8 +276,24 @@ def test_dataset_is_a_name_and_choices_are_usage_errors(setup, tmp_path, monkeyp
     monkeypatch.setenv("FAMIPOSE_DATA", str(setup))
     (setup / "synthtrack").symlink_to(setup / "synth", target_is_directory=True)
     out = tmp_path / "v.png"
-    named = runner.invoke(app, ["viz", "offsets", "--weights", str(setup / "tiny.pt"), "--dataset", "synthtrack",
-                                "--seq", SEQ, "--frame", str(FRAME), "--out", str(out), "--json"])  # fmt: skip
+    named = runner.invoke(
+        app,
+        [
+            "viz",
+            "offsets",
+            "--weights",
+            str(setup / "tiny.pt"),
+            "--dataset",
+            "synthtrack",
+            "--seq",
+            SEQ,
+            "--frame",
+            str(FRAME),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert named.exit_code == 0, named.output
     assert json.loads(named.stdout)["clip"]["root"] == str(setup / "synthtrack")
     folder = runner.invoke(app, ["viz", "offsets", "--dataset", str(setup / "synth"), "--seq", SEQ])

@@ -54,8 +54,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, flag("--version", callback=_version, is_eager=True,
-                                  help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, flag("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Train, run, evaluate, profile and inspect FAMI-Pose video pose estimation."""
 

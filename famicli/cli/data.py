@@ -23,16 +23,17 @@ def _size(value: str) -> str:
 
 @app.command("synth", cls=opt.Command)
 def synth_command(
-    out: Annotated[Path, opt.out("Destination folder: annotations/, images/ and the SynthTrack record (created; "
-                                 "see --overwrite).")],
+    out: Annotated[
+        Path, opt.out("Destination folder: annotations/, images/ and the SynthTrack record (created; see --overwrite).")
+    ],
     videos: Annotated[int, typer.Option("--videos", help="Videos in all (train + val).")] = 20,
     frames: Annotated[int, typer.Option("--frames", help="Frames per video.")] = 40,
     seed: Annotated[int, opt.seed("Random seed: the same seed gives identical files.")] = 0,
     size: Annotated[str, typer.Option("--size", callback=_size, help="Frame size WIDTHxHEIGHT.")] = "320x240",
-    val_videos: Annotated[int | None, typer.Option("--val-videos", help="Videos in the val split (default: a "
-                                                   "quarter).")] = None,
-    val_every: Annotated[int, typer.Option("--val-every", help="Val labels every N-th frame (train labels "
-                                           "all).")] = 4,
+    val_videos: Annotated[
+        int | None, typer.Option("--val-videos", help="Videos in the val split (default: a quarter).")
+    ] = None,
+    val_every: Annotated[int, typer.Option("--val-every", help="Val labels every N-th frame (train labels all).")] = 4,
     overwrite: Annotated[bool, opt.flag("--overwrite", help="Replace an existing SynthTrack folder.")] = False,
     json_out: Annotated[bool, opt.json_out("Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, opt.quiet()] = False,
@@ -41,36 +42,41 @@ def synth_command(
     from famicli.data.synthtrack.generate import SynthConfig, generate
 
     w, h = (int(v) for v in size.lower().split("x"))
-    cfg = SynthConfig(videos=videos, frames=frames, size=(w, h), seed=seed, val_videos=val_videos,
-                      val_label_every=val_every)  # fmt: skip
+    cfg = SynthConfig(
+        videos=videos, frames=frames, size=(w, h), seed=seed, val_videos=val_videos, val_label_every=val_every
+    )
     with progress_bar("synth", quiet) as update:
         summary = generate(out, cfg, overwrite=overwrite, progress=lambda done, total: update(done, total))
     if json_out:
         typer.echo(json.dumps(summary))
         return
-    rows = [("folder", summary["out"]),
-            ("videos", f"{summary['videos']['train']} train, {summary['videos']['val']} val"),
-            ("frames", f"{summary['frames']} ({summary['labeled_frames']} labeled, {w}x{h})"),
-            ("persons", f"{summary['persons']} annotations, {summary['tracks']} tracks"),
-            ("occluded / blurred / shaken frames",
-             f"{summary['occluded_frames']} / {summary['blurred_frames']} / {summary['shake_frames']}"),
-            ("seconds", f"{summary['seconds']:.1f}")]  # fmt: skip
+    rows = [
+        ("folder", summary["out"]),
+        ("videos", f"{summary['videos']['train']} train, {summary['videos']['val']} val"),
+        ("frames", f"{summary['frames']} ({summary['labeled_frames']} labeled, {w}x{h})"),
+        ("persons", f"{summary['persons']} annotations, {summary['tracks']} tracks"),
+        (
+            "occluded / blurred / shaken frames",
+            f"{summary['occluded_frames']} / {summary['blurred_frames']} / {summary['shake_frames']}",
+        ),
+        ("seconds", f"{summary['seconds']:.1f}"),
+    ]
     _table("SynthTrack", rows)
 
 
 @app.command("check", cls=opt.Command)
 def check_command(
     root: Annotated[Path, opt.root("Dataset folder (annotations/<split>/*.json + images).")],
-    split: Annotated[list[str] | None, typer.Option("--split", help="Split to check (repeatable; default: "
-                                                    "all).")] = None,
-    decode: Annotated[bool, opt.flag("--decode", help="Decode every frame (slow) instead of opening "
-                                     "headers.")] = False,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Split to check (repeatable; default: all).")
+    ] = None,
+    decode: Annotated[bool, opt.flag("--decode", help="Decode every frame (slow) instead of opening headers.")] = False,
     json_out: Annotated[bool, opt.json_out("Print the summary as one JSON object on stdout.")] = False,
     quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Validate a PoseTrack-format dataset: layout, frame naming, ids, tracks, images. Exit 1 on errors."""
-    from famicli.formats.check import check_dataset
     from famicli.errors import InputError
+    from famicli.formats.check import check_dataset
 
     with progress_bar("check", quiet) as update:
         report = check_dataset(root, split or None, decode=decode, progress=lambda d, t: update(d, t))
@@ -94,13 +100,27 @@ def _render_check(report: dict) -> None:
     table.add_column("")
     for s in splits:
         table.add_column(s, justify="right")
-    for key in ("format", "sequences", "frames", "labeled_frames", "persons", "tracks",
-                "frames_with_ignore_regions", "image_sizes", "never_annotated_joints"):  # fmt: skip
+    for key in (
+        "format",
+        "sequences",
+        "frames",
+        "labeled_frames",
+        "persons",
+        "tracks",
+        "frames_with_ignore_regions",
+        "image_sizes",
+        "never_annotated_joints",
+    ):
         cells = []
         for s in splits:
             v = report["splits"][s][key]
-            cells.append(", ".join(f"{k} ({n})" for k, n in v.items()) if isinstance(v, dict)
-                         else ", ".join(v) or "-" if isinstance(v, list) else str(v))  # fmt: skip
+            cells.append(
+                ", ".join(f"{k} ({n})" for k, n in v.items())
+                if isinstance(v, dict)
+                else ", ".join(v) or "-"
+                if isinstance(v, list)
+                else str(v)
+            )
         table.add_row(key.replace("_", " "), *cells)
     console.print(table)
     err = Console(stderr=True)

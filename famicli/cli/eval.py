@@ -31,29 +31,47 @@ class Order(str, Enum):
 def eval_command(
     dataset: Annotated[Dataset, opt.dataset("Benchmark: its rules and default --root.")] = Dataset.posetrack18,
     pred: Annotated[Path | None, typer.Option("--pred", help="Prediction folder (one JSON per sequence).")] = None,
-    gt: Annotated[Path | None, typer.Option("--gt", help="GT folder (default: ROOT/annotations/val; ROOT for "
-                                            "jhmdb).")] = None,
+    gt: Annotated[
+        Path | None, typer.Option("--gt", help="GT folder (default: ROOT/annotations/val; ROOT for jhmdb).")
+    ] = None,
     root: Annotated[Path | None, opt.root()] = None,
     json_out: Annotated[bool, opt.json_out()] = False,
     out: Annotated[Path | None, opt.out("Also write the JSON result (what --json prints) to this file.")] = None,
     per_sequence: Annotated[bool, opt.flag("--per-sequence", help="Add AP/MOT per sequence.")] = False,
-    strict: Annotated[bool, opt.flag("--strict/--no-strict", help="Refuse suspicious input (default) or warn and "
-                                     "score.")] = True,
-    tracker: Annotated[Tracker, typer.Option("--tracker", help="MOT accumulators: famipose's vectorised ones or "
-                                             "motmetrics itself (same numbers).")] = Tracker.famipose,
-    order: Annotated[Order, typer.Option("--order", help="Sequence order: poseval's (directory order) or "
-                                         "sorted.")] = Order.listdir,
+    strict: Annotated[
+        bool, opt.flag("--strict/--no-strict", help="Refuse suspicious input (default) or warn and score.")
+    ] = True,
+    tracker: Annotated[
+        Tracker,
+        typer.Option(
+            "--tracker", help="MOT accumulators: famipose's vectorised ones or motmetrics itself (same numbers)."
+        ),
+    ] = Tracker.famipose,
+    order: Annotated[
+        Order, typer.Option("--order", help="Sequence order: poseval's (directory order) or sorted.")
+    ] = Order.listdir,
     coco: Annotated[bool, opt.flag("--coco/--no-coco", help="Also compute COCO OKS AP.")] = True,
     quiet: Annotated[bool, opt.quiet()] = False,
-    weights: Annotated[Path | None, opt.weights("Run this checkpoint on the val sequences first (instead of "
-                                                "--pred): backbone-only and FAMI-Pose rows (default with "
-                                                "--dataset synthtrack: the bundled demo weights).",
-                                                rich_help_panel=MODEL)] = None,
+    weights: Annotated[
+        Path | None,
+        opt.weights(
+            "Run this checkpoint on the val sequences first (instead of "
+            "--pred): backbone-only and FAMI-Pose rows (default with "
+            "--dataset synthtrack: the bundled demo weights).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     variant: Annotated[opt.Variant | None, opt.variant(rich_help_panel=MODEL)] = None,
-    boxes: Annotated[Path | None, opt.boxes("Detections JSON for the val sequences (PoseTrack18 image ids; "
-                                            "default: the ground-truth boxes).", rich_help_panel=MODEL)] = None,
-    box_threshold: Annotated[float | None, opt.box_threshold("With --boxes: minimum box score (default 0.2).",
-                                                             rich_help_panel=MODEL)] = None,
+    boxes: Annotated[
+        Path | None,
+        opt.boxes(
+            "Detections JSON for the val sequences (PoseTrack18 image ids; default: the ground-truth boxes).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    box_threshold: Annotated[
+        float | None, opt.box_threshold("With --boxes: minimum box score (default 0.2).", rich_help_panel=MODEL)
+    ] = None,
     device: Annotated[str, opt.device(rich_help_panel=MODEL)] = "auto",
     dtype: Annotated[opt.Dtype, opt.dtype(rich_help_panel=MODEL)] = opt.Dtype.fp32,
     flip: Annotated[bool, opt.flip(rich_help_panel=MODEL)] = False,
@@ -62,8 +80,12 @@ def eval_command(
     share: Annotated[opt.Share, opt.share(rich_help_panel=MODEL)] = opt.Share.own,
     chunk: Annotated[int, opt.chunk(rich_help_panel=MODEL)] = 16,
     max_shift: Annotated[float, opt.max_shift(rich_help_panel=MODEL)] = 0.02,
-    pred_out: Annotated[Path | None, typer.Option("--pred-out", help="Keep the prediction files in "
-                                                  "DIR/famipose and DIR/backbone.", rich_help_panel=MODEL)] = None,
+    pred_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--pred-out", help="Keep the prediction files in DIR/famipose and DIR/backbone.", rich_help_panel=MODEL
+        ),
+    ] = None,
 ) -> None:
     """Score predictions: PoseTrack AP and MOTA (poseval's), COCO OKS AP, or Sub-JHMDB PCK.
 
@@ -77,27 +99,52 @@ def eval_command(
 
         weights = demo.default_weights()  # the bundled weights were trained on SynthTrack
     if (pred is None) == (weights is None):
-        raise typer.BadParameter("give --pred DIR (score prediction files) or --weights CKPT (run a model first)",
-                                 param_hint="'--pred' / '--weights'")  # fmt: skip
+        raise typer.BadParameter(
+            "give --pred DIR (score prediction files) or --weights CKPT (run a model first)",
+            param_hint="'--pred' / '--weights'",
+        )
     if weights is not None:
         from famicli.inference.predictor import PredictConfig
 
-        cfg = PredictConfig(boxes=boxes, box_threshold=box_threshold, device=device, dtype=dtype.value, flip=flip,
-                            batch_size=batch_size, mode=mode.value, chunk=chunk, max_shift=max_shift,
-                            share=share.value)  # fmt: skip
+        cfg = PredictConfig(
+            boxes=boxes,
+            box_threshold=box_threshold,
+            device=device,
+            dtype=dtype.value,
+            flip=flip,
+            batch_size=batch_size,
+            mode=mode.value,
+            chunk=chunk,
+            max_shift=max_shift,
+            share=share.value,
+        )
         variant_name = None if variant is None else variant.value
         return _eval_weights(dataset.value, root, weights, cfg, variant_name, pred_out, json_out, out, quiet)
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
     with _warnings_to_stderr(quiet), _progress(quiet) as progress:
-        result = evaluate(gt_dir, pred, scoring, strict=strict, tracker=tracker.value,
-                          coco=coco, per_sequence=per_sequence, order=order.value,
-                          progress=progress)  # fmt: skip
+        result = evaluate(
+            gt_dir,
+            pred,
+            scoring,
+            strict=strict,
+            tracker=tracker.value,
+            coco=coco,
+            per_sequence=per_sequence,
+            order=order.value,
+            progress=progress,
+        )
     report = result.to_dict()
     report["provenance"]["options"] = {
-        "dataset": dataset.value, "gt": str(gt_dir), "pred": str(pred), "strict": strict,
-        "tracker": tracker.value, "order": order.value, "coco": coco, "per_sequence": per_sequence,
-    }  # fmt: skip
+        "dataset": dataset.value,
+        "gt": str(gt_dir),
+        "pred": str(pred),
+        "strict": strict,
+        "tracker": tracker.value,
+        "order": order.value,
+        "coco": coco,
+        "per_sequence": per_sequence,
+    }
     _emit(report, out, json_out, _render)
 
 
@@ -107,12 +154,16 @@ def _default_gt(dataset: str, root: Path | None) -> Path:
     root = root if root is not None else opt.default_root(dataset)
     gt = root if dataset == "jhmdb" else root / "annotations" / "val"
     if not gt.is_dir():
-        layout = ("<root>/joint_positions/<action>/<video>/joint_positions.mat and "
-                  "<root>/splits/" if dataset == "jhmdb" else
-                  f"{dataset}/annotations/val/<sequence>.json")  # fmt: skip
-        raise InputError(f"{dataset} annotations not found at {gt}; put the dataset there "
-                         f"({layout}), set FAMIPOSE_DATA to the folder holding {dataset}/, or "
-                         "pass --root or --gt")  # fmt: skip
+        layout = (
+            "<root>/joint_positions/<action>/<video>/joint_positions.mat and <root>/splits/"
+            if dataset == "jhmdb"
+            else f"{dataset}/annotations/val/<sequence>.json"
+        )
+        raise InputError(
+            f"{dataset} annotations not found at {gt}; put the dataset there "
+            f"({layout}), set FAMIPOSE_DATA to the folder holding {dataset}/, or "
+            "pass --root or --gt"
+        )
     return gt
 
 
@@ -176,8 +227,10 @@ def _render(report: dict) -> None:
     if report.get("pck"):
         pck = report["pck"]
         for norm, title in (("box", "PCK@0.2"), ("torso", "tPCK@0.2")):
-            t = table(title=f"Sub-JHMDB {title}, mean of splits {pck['splits']}",
-                      caption=f"normalized by {pck['normalization'][norm]}")  # fmt: skip
+            t = table(
+                title=f"Sub-JHMDB {title}, mean of splits {pck['splits']}",
+                caption=f"normalized by {pck['normalization'][norm]}",
+            )
             for col in pck[norm]:
                 t.add_column(col, justify="right")
             t.add_row(*(fmt(v) for v in pck[norm].values()))
@@ -194,8 +247,7 @@ def _render(report: dict) -> None:
     for col in ("MOTP", "Prec", "Rec"):
         mot.add_column(f"{col}\nTotal", justify="right")
     tot = report["mot_totals"]
-    mot.add_row(*(fmt(v) for v in report["mota"].values()), fmt(tot["MOTP"]), fmt(tot["Prec"]),
-                fmt(tot["Rec"]))  # fmt: skip
+    mot.add_row(*(fmt(v) for v in report["mota"].values()), fmt(tot["MOTP"]), fmt(tot["Prec"]), fmt(tot["Rec"]))
     console.print(mot)
     if report.get("coco"):
         c = report["coco"]
@@ -215,12 +267,24 @@ def _render(report: dict) -> None:
         console.print(t)
     prov = report["provenance"]
     release = f" ({prov['release']})" if prov.get("release") else ""
-    console.print(f"{prov['sequences']} sequences{release}, {prov['scored_frames']} scored "
-                  f"frames, {prov['gt_persons']} GT persons", style="dim")  # fmt: skip
+    console.print(
+        f"{prov['sequences']} sequences{release}, {prov['scored_frames']} scored "
+        f"frames, {prov['gt_persons']} GT persons",
+        style="dim",
+    )
 
 
-def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: str | None, pred_out: Path | None,
-                  json_out: bool, out: Path | None, quiet: bool) -> None:  # fmt: skip
+def _eval_weights(
+    dataset: str,
+    root: Path | None,
+    weights: Path,
+    cfg,
+    variant: str | None,
+    pred_out: Path | None,
+    json_out: bool,
+    out: Path | None,
+    quiet: bool,
+) -> None:
     """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose);
     ``cfg``: the :class:`famicli.inference.predictor.PredictConfig` of the options."""
     import dataclasses
@@ -232,8 +296,9 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: 
     from famicli.runtime import resolve_device
 
     if dataset == "jhmdb":
-        raise ConfigError("--weights runs on PoseTrack-format datasets, not jhmdb; choose from: posetrack18, "
-                          "posetrack17, synthtrack")  # fmt: skip
+        raise ConfigError(
+            "--weights runs on PoseTrack-format datasets, not jhmdb; choose from: posetrack18, posetrack17, synthtrack"
+        )
     if root is None:
         root = opt.default_root(dataset)
         if dataset == "synthtrack":
@@ -246,8 +311,9 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: 
     device = resolve_device(cfg.device)
     model = load_model(weights, variant, device)
     with _warnings_to_stderr(quiet), progress_bar("eval", quiet) as update:
-        result = evaluate_model(model, root, cfg, pred_dir=pred_out,
-                                progress=lambda i, n, name: update(i, n, info=name))  # fmt: skip
+        result = evaluate_model(
+            model, root, cfg, pred_dir=pred_out, progress=lambda i, n, name: update(i, n, info=name)
+        )
     if result is None:  # a torchrun process other than rank 0
         return
     report = dict(result["famipose"])
@@ -256,9 +322,14 @@ def _eval_weights(dataset: str, root: Path | None, weights: Path, cfg, variant: 
     for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds", "inference"):
         report[key] = result[key]
     report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
-    report["provenance"]["options"] = {"dataset": dataset, "root": str(root), "weights": str(weights),
-                                       "variant": variant, "pred_out": None if pred_out is None else str(pred_out),
-                                       **dataclasses.asdict(cfg)}  # fmt: skip
+    report["provenance"]["options"] = {
+        "dataset": dataset,
+        "root": str(root),
+        "weights": str(weights),
+        "variant": variant,
+        "pred_out": None if pred_out is None else str(pred_out),
+        **dataclasses.asdict(cfg),
+    }
     _emit(report, out, json_out, _render_model)
 
 
@@ -270,15 +341,19 @@ def _render_model(report: dict) -> None:
 
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     boxes = report["boxes"]
-    which = ("ground-truth boxes" if boxes["source"] == "ground truth" else
-             f"boxes from {boxes['path']} (score >= {boxes['threshold']})")  # fmt: skip
+    which = (
+        "ground-truth boxes"
+        if boxes["source"] == "ground truth"
+        else f"boxes from {boxes['path']} (score >= {boxes['threshold']})"
+    )
     inference = report.get("inference") or {}
     if inference.get("mode") == "fast":
         which += f", fast mode, {inference['share']} boxes, chunk {inference['chunk']}"
         if inference["share"] == "union":
             which += f", max shift {inference['max_shift']:g}"
-    table = Table(title=f"PoseTrack AP, model in the loop ({which})", box=box.SIMPLE_HEAVY, pad_edge=False,
-                  collapse_padding=True)  # fmt: skip
+    table = Table(
+        title=f"PoseTrack AP, model in the loop ({which})", box=box.SIMPLE_HEAVY, pad_edge=False, collapse_padding=True
+    )
     table.add_column("model")
     cols = list(report["ap"])
     for col in (*cols, "MOTA", "COCO AP"):
@@ -290,6 +365,10 @@ def _render_model(report: dict) -> None:
     console.print(table)
     for name, total in report["reference"].items():
         console.print(f"  reference: {name}: Total AP {total:.1f}", style="dim", highlight=False)
-    console.print(f"{report['model'].get('path')}: {report['sequences']} sequences, {report['frames']} frames, "
-                  f"{report['persons']} persons predicted in {report['seconds']:.1f} s "
-                  f"({report['processes']} process(es))", style="dim", highlight=False)  # fmt: skip
+    console.print(
+        f"{report['model'].get('path')}: {report['sequences']} sequences, {report['frames']} frames, "
+        f"{report['persons']} persons predicted in {report['seconds']:.1f} s "
+        f"({report['processes']} process(es))",
+        style="dim",
+        highlight=False,
+    )

@@ -160,21 +160,33 @@ def flip(help: str = "Flip test: average with the mirrored crops (twice the mode
     return flag("--flip", help=help, **extra)
 
 
-def mode(help: str = "exact, or fast: each frame's backbone feature computed once and reused by its neighbours "
-         "(docs/predict.md, Fast mode).", **extra):  # fmt: skip
+def mode(
+    help: str = "exact, or fast: each frame's backbone feature computed once and reused by its neighbours "
+    "(docs/predict.md, Fast mode).",
+    **extra,
+):
     return typer.Option("--mode", help=help, **extra)
 
 
-def share(help: str = "With --mode fast: own (each frame cut with its own box) or union (one crop box shared by "
-          "a track's frames of a chunk, within --max-shift).", **extra):  # fmt: skip
+def share(
+    help: str = "With --mode fast: own (each frame cut with its own box) or union (one crop box shared by "
+    "a track's frames of a chunk, within --max-shift).",
+    **extra,
+):
     return typer.Option("--share", help=help, **extra)
 
 
-def chunk(help: str = "With --mode fast: frames processed together (with --share union: most frames sharing "
-          "one crop box per track).", **extra):  # fmt: skip
+def chunk(
+    help: str = "With --mode fast: frames processed together (with --share union: most frames sharing "
+    "one crop box per track).",
+    **extra,
+):
     return typer.Option("--chunk", help=help, **extra)
 
 
-def max_shift(help: str = "With --mode fast --share union: largest offset of a shared crop box's centre from a "
-              "person's own, in box heights.", **extra):  # fmt: skip
+def max_shift(
+    help: str = "With --mode fast --share union: largest offset of a shared crop box's centre from a "
+    "person's own, in box heights.",
+    **extra,
+):
     return typer.Option("--max-shift", help=help, **extra)

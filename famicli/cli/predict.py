@@ -21,16 +21,27 @@ class Detector(str, Enum):
 
 def predict_command(
     video: Annotated[Path, typer.Argument(help="Video file (mp4, avi, webm, mov, ...) or a folder of frames.")],
-    weights: Annotated[Path | None, opt.weights("Checkpoint: famipose, official FAMI-Pose, DCPose or HRNet "
-                                                "(default: the bundled SynthTrack demo weights).")] = None,
+    weights: Annotated[
+        Path | None,
+        opt.weights(
+            "Checkpoint: famipose, official FAMI-Pose, DCPose or HRNet (default: the bundled SynthTrack demo weights)."
+        ),
+    ] = None,
     variant: Annotated[opt.Variant | None, opt.variant()] = None,
-    boxes: Annotated[Path | None, opt.boxes("COCO-style detections JSON (image_id or frame_index; default: "
-                                            "<stem>_boxes.json next to the video, if present).")] = None,
-    detector: Annotated[Detector | None, typer.Option("--detector", help="Person boxes without --boxes "
-                                                      "(default: torchvision).")] = None,
+    boxes: Annotated[
+        Path | None,
+        opt.boxes(
+            "COCO-style detections JSON (image_id or frame_index; default: "
+            "<stem>_boxes.json next to the video, if present)."
+        ),
+    ] = None,
+    detector: Annotated[
+        Detector | None, typer.Option("--detector", help="Person boxes without --boxes (default: torchvision).")
+    ] = None,
     box_threshold: Annotated[float | None, opt.box_threshold()] = None,
-    detect_every: Annotated[int, typer.Option("--detect-every", help="Run the detector every N frames; boxes "
-                                              "follow the poses in between.")] = 1,
+    detect_every: Annotated[
+        int, typer.Option("--detect-every", help="Run the detector every N frames; boxes follow the poses in between.")
+    ] = 1,
     device: Annotated[str, opt.device()] = "auto",
     dtype: Annotated[opt.Dtype, opt.dtype()] = opt.Dtype.fp32,
     flip: Annotated[bool, opt.flip()] = False,
@@ -40,8 +51,13 @@ def predict_command(
     chunk: Annotated[int, opt.chunk()] = 16,
     max_shift: Annotated[float, opt.max_shift()] = 0.02,
     fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of frames (default: 25).")] = None,
-    out: Annotated[Path | None, opt.out("Output folder: <stem>.posetrack.json, <stem>.coco.json, "
-                                        "<stem>.overlay.mp4, run.json (default: ./famipose_out/<stem>).")] = None,
+    out: Annotated[
+        Path | None,
+        opt.out(
+            "Output folder: <stem>.posetrack.json, <stem>.coco.json, "
+            "<stem>.overlay.mp4, run.json (default: ./famipose_out/<stem>)."
+        ),
+    ] = None,
     render: Annotated[bool, opt.flag("--render/--no-render", help="Write <stem>.overlay.mp4.")] = True,
     json_out: Annotated[bool, opt.json_out("Print the run record (run.json) as JSON on stdout.")] = False,
     quiet: Annotated[bool, opt.quiet()] = False,
@@ -62,10 +78,21 @@ def predict_command(
         boxes = demo.sidecar_boxes(video)
         if boxes is not None and not quiet:
             typer.echo(f"Using the boxes next to the video: {boxes}", err=True)
-    cfg = PredictConfig(detector=None if detector is None else detector.value, boxes=boxes,
-                        box_threshold=box_threshold, detect_every=detect_every, device=device, dtype=dtype.value,
-                        flip=flip, batch_size=batch_size, fps=fps, mode=mode.value, chunk=chunk,
-                        max_shift=max_shift, share=share.value)  # fmt: skip
+    cfg = PredictConfig(
+        detector=None if detector is None else detector.value,
+        boxes=boxes,
+        box_threshold=box_threshold,
+        detect_every=detect_every,
+        device=device,
+        dtype=dtype.value,
+        flip=flip,
+        batch_size=batch_size,
+        fps=fps,
+        mode=mode.value,
+        chunk=chunk,
+        max_shift=max_shift,
+        share=share.value,
+    )
     stem = video.name if video.is_dir() else video.stem
     out = out if out is not None else Path("famipose_out") / stem
     t0 = time.perf_counter()
@@ -74,8 +101,15 @@ def predict_command(
         def progress(done: int, total: int) -> None:
             update(done, total, info=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
 
-        result = predict_video(video, weights, cfg, variant=None if variant is None else variant.value, out=out,
-                               render=render, progress=progress)  # fmt: skip
+        result = predict_video(
+            video,
+            weights,
+            cfg,
+            variant=None if variant is None else variant.value,
+            out=out,
+            render=render,
+            progress=progress,
+        )
     record = result.record
     if not quiet:
         typer.echo(speed_line(record), err=True)
@@ -90,10 +124,17 @@ def predict_command(
 def speed_line(record: dict) -> str:
     """ultralytics-style: ``Speed: 1.2ms decode, 0.0ms detect, 45.1ms pose, ... per frame at 160x120``."""
     ms = record["speed_ms_per_frame"]
-    stages = [("decode", ms.get("decode", 0)), ("detect", ms.get("detect", 0)),
-              ("pose", ms.get("crop", 0) + ms.get("pose", 0)), ("track", ms.get("track", 0)),
-              ("render", ms.get("render", 0)), ("write", ms.get("write", 0))]  # fmt: skip
+    stages = [
+        ("decode", ms.get("decode", 0)),
+        ("detect", ms.get("detect", 0)),
+        ("pose", ms.get("crop", 0) + ms.get("pose", 0)),
+        ("track", ms.get("track", 0)),
+        ("render", ms.get("render", 0)),
+        ("write", ms.get("write", 0)),
+    ]
     video = record["video"]
     parts = ", ".join(f"{v:.1f}ms {k}" for k, v in stages)
-    return (f"Speed: {parts} per frame at {video['width']}x{video['height']} "
-            f"({record['timings']['frames']} frames, {record['frames_per_s']:.1f} frames/s)")  # fmt: skip
+    return (
+        f"Speed: {parts} per frame at {video['width']}x{video['height']} "
+        f"({record['timings']['frames']} frames, {record['frames_per_s']:.1f} frames/s)"
+    )

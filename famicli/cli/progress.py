@@ -18,13 +18,23 @@ def progress_bar(description: str, quiet: bool = False):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=None, info="")
 
         def update(completed: int, total: int | None, description: str | None = None, info: str = "") -> None:
-            bar.update(task, completed=completed, total=total, info=info,
-                       **({"description": description} if description else {}))  # fmt: skip
+            bar.update(
+                task,
+                completed=completed,
+                total=total,
+                info=info,
+                **({"description": description} if description else {}),
+            )
 
         yield update

@@ -24,38 +24,61 @@ class Estimator(str, Enum):
 def train_command(
     dataset: Annotated[opt.TrackingDataset, opt.dataset()] = opt.TrackingDataset.posetrack18,
     root: Annotated[Path | None, opt.root()] = None,
-    variant: Annotated[opt.Variant, opt.variant("Architecture: w48, w32 or tiny (also picks the schedule "
-                                                "preset).")] = opt.Variant.w48,
-    out: Annotated[Path | None, opt.out("Output folder: last.pt, run.json, train_log.jsonl (default: runs/train, "
-                                        "or the folder of --resume).")] = None,
-    backbone: Annotated[Path | None, typer.Option("--backbone", help="Pose-HRNet / DCPose / FAMI-Pose checkpoint "
-                                                  "initializing the backbone.")] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue a run from its last.pt (its saved "
-                                                "configuration is used).")] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default: the variant's preset; 21 for "
-                                               "w48).")] = None,
-    batch_size: Annotated[int | None, opt.batch_size("Global batch size, split across torchrun processes "
-                                                     "(default: the variant's preset).")] = None,
+    variant: Annotated[
+        opt.Variant, opt.variant("Architecture: w48, w32 or tiny (also picks the schedule preset).")
+    ] = opt.Variant.w48,
+    out: Annotated[
+        Path | None,
+        opt.out("Output folder: last.pt, run.json, train_log.jsonl (default: runs/train, or the folder of --resume)."),
+    ] = None,
+    backbone: Annotated[
+        Path | None,
+        typer.Option("--backbone", help="Pose-HRNet / DCPose / FAMI-Pose checkpoint initializing the backbone."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue a run from its last.pt (its saved configuration is used).")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Epochs (default: the variant's preset; 21 for w48).")
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        opt.batch_size("Global batch size, split across torchrun processes (default: the variant's preset)."),
+    ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 1e-3).")] = None,
-    lr_steps: Annotated[str | None, typer.Option("--lr-steps", help="Epochs at which the LR is multiplied by 0.1, "
-                                                 "comma-separated (w48: 8,12,16).")] = None,
-    freeze_backbone: Annotated[bool | None, opt.flag("--freeze-backbone/--no-freeze-backbone", help="Freeze the "
-                                                     "HRNet (default: the variant's preset).")] = None,
-    single_frame: Annotated[bool, opt.flag("--single-frame", help="Train the HRNet backbone alone on key frames "
-                                           "(the single-frame baseline; its checkpoint is a --backbone).")] = False,
-    mi_estimator: Annotated[Estimator, typer.Option("--mi-estimator", help="MI estimator: official or "
-                                                    "corrected.")] = Estimator.official,
+    lr_steps: Annotated[
+        str | None,
+        typer.Option("--lr-steps", help="Epochs at which the LR is multiplied by 0.1, comma-separated (w48: 8,12,16)."),
+    ] = None,
+    freeze_backbone: Annotated[
+        bool | None,
+        opt.flag("--freeze-backbone/--no-freeze-backbone", help="Freeze the HRNet (default: the variant's preset)."),
+    ] = None,
+    single_frame: Annotated[
+        bool,
+        opt.flag(
+            "--single-frame",
+            help="Train the HRNet backbone alone on key frames "
+            "(the single-frame baseline; its checkpoint is a --backbone).",
+        ),
+    ] = False,
+    mi_estimator: Annotated[
+        Estimator, typer.Option("--mi-estimator", help="MI estimator: official or corrected.")
+    ] = Estimator.official,
     alpha: Annotated[float, typer.Option("--alpha", help="Weight of the MI terms (0: heatmap loss only).")] = 0.5,
     beta: Annotated[float, typer.Option("--beta", help="Weight of the MI terms on the aggregated feature.")] = 0.1,
-    sigma: Annotated[float | None, typer.Option("--sigma", help="Gaussian target std in heatmap pixels (default: 3 "
-                                                "at 96x72, scaled).")] = None,
+    sigma: Annotated[
+        float | None,
+        typer.Option("--sigma", help="Gaussian target std in heatmap pixels (default: 3 at 96x72, scaled)."),
+    ] = None,
     grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max gradient norm (0: off).")] = 0.0,
     workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers per process.")] = None,
     seed: Annotated[int, opt.seed()] = 0,
     device: Annotated[str, opt.device()] = "auto",
     no_val: Annotated[bool, opt.flag("--no-val", help="Skip validation after each epoch.")] = False,
-    json_out: Annotated[bool, opt.json_out("Print the checkpoint and the per-epoch summary as JSON on "
-                                           "stdout.")] = False,
+    json_out: Annotated[
+        bool, opt.json_out("Print the checkpoint and the per-epoch summary as JSON on stdout.")
+    ] = False,
     quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
     """Train FAMI-Pose (heatmap MSE + mutual-information terms); DDP with torchrun -m famicli train."""
@@ -68,11 +91,21 @@ def train_command(
             steps = tuple(int(x) for x in lr_steps.split(",") if x.strip())
         except ValueError:
             raise typer.BadParameter(f"{lr_steps!r}: expected comma-separated epochs, e.g. 8,12,16") from None
-    overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, freeze_backbone=freeze_backbone,
-                     workers=workers, single_frame=single_frame or None, seed=seed, grad_clip=grad_clip,
-                     validate=not no_val)  # fmt: skip
-    cfgs = train_configs(variant.value, mi_estimator=mi_estimator.value, alpha=alpha, beta=beta, sigma=sigma,
-                         **overrides)  # fmt: skip
+    overrides = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_steps=steps,
+        freeze_backbone=freeze_backbone,
+        workers=workers,
+        single_frame=single_frame or None,
+        seed=seed,
+        grad_clip=grad_clip,
+        validate=not no_val,
+    )
+    cfgs = train_configs(
+        variant.value, mi_estimator=mi_estimator.value, alpha=alpha, beta=beta, sigma=sigma, **overrides
+    )
     if out is None:
         out = resume.parent if resume is not None else Path("runs/train")
     with progress_bar("train", quiet) as update:
@@ -82,8 +115,15 @@ def train_command(
                 terms = "  ".join(f"{k}={v:.4g}" for k, v in e.items() if k in ("loss", "heatmap", "mi_1", "mi_2"))
                 update(e["step"], e["steps"], description=f"epoch {e['epoch']}/{e['epochs']}", info=terms)
 
-        result = train(root or opt.default_root(dataset.value), out, *cfgs, backbone=backbone, resume=resume,
-                       device=device, progress=on_event)  # fmt: skip
+        result = train(
+            root or opt.default_root(dataset.value),
+            out,
+            *cfgs,
+            backbone=backbone,
+            resume=resume,
+            device=device,
+            progress=on_event,
+        )
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     if json_out:
@@ -101,6 +141,12 @@ def _render(result) -> None:
         table.add_column(col, justify="right")
     for e in result.epochs:
         ap = e.get("val", {}).get("ap", {}).get("Total") if e.get("val") else None
-        table.add_row(str(e["epoch"]), f"{e['lr']:.0e}", f"{e['mean_loss']:.5f}", f"{e['mean_heatmap']:.5f}",
-                      "-" if ap is None else f"{ap:.1f}", f"{e['seconds']:.0f}")  # fmt: skip
+        table.add_row(
+            str(e["epoch"]),
+            f"{e['lr']:.0e}",
+            f"{e['mean_loss']:.5f}",
+            f"{e['mean_heatmap']:.5f}",
+            "-" if ap is None else f"{ap:.1f}",
+            f"{e['seconds']:.0f}",
+        )
     Console().print(table)

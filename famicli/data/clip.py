@@ -6,7 +6,6 @@ whole frame), through the same windows, crops and padding as training and evalua
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,26 +77,52 @@ def _dataset_clip(source: ClipSource, data_cfg, input_size, heatmap_size) -> Cli
     vi = next(i for i, v in enumerate(ds.videos) if v.name == source.sequence)
     video, t = ds.videos[vi], source.frame
     if not 0 <= t < len(video.frames):
-        raise InputError(f"frame {t} is out of range: {source.sequence} has {len(video.frames)} frames "
-                         f"(0..{len(video.frames) - 1})")  # fmt: skip
-    here = {video.persons[pi].track_id: n for n, (v, pi) in enumerate(ds.items)
-            if v == vi and video.persons[pi].position == t}  # fmt: skip
+        raise InputError(
+            f"frame {t} is out of range: {source.sequence} has {len(video.frames)} frames (0..{len(video.frames) - 1})"
+        )
+    here = {
+        video.persons[pi].track_id: n
+        for n, (v, pi) in enumerate(ds.items)
+        if v == vi and video.persons[pi].position == t
+    }
     if not here:
         labeled = sorted({video.persons[pi].position for v, pi in ds.items if v == vi})
-        raise InputError(f"frame {t} of {source.sequence} has no annotated person; annotated frames: "
-                         f"{', '.join(map(str, labeled)) or 'none'}")  # fmt: skip
+        raise InputError(
+            f"frame {t} of {source.sequence} has no annotated person; annotated frames: "
+            f"{', '.join(map(str, labeled)) or 'none'}"
+        )
     person = min(here) if source.person is None else source.person
     if person not in here:
-        raise InputError(f"unknown person id {person} in frame {t} of {source.sequence}; "
-                         f"persons there: {', '.join(map(str, sorted(here)))}")  # fmt: skip
+        raise InputError(
+            f"unknown person id {person} in frame {t} of {source.sequence}; "
+            f"persons there: {', '.join(map(str, sorted(here)))}"
+        )
     sample = ds[here[person]]
     meta = sample["meta"]
     positions = [t, *support_positions(t, len(video.frames), data_cfg.offsets, data_cfg.padding)]
-    describe = {"source": "dataset", "root": str(root), "split": split, "sequence": source.sequence,
-                "frame": t, "person": person, "image_id": meta["image_id"], "frames": positions}  # fmt: skip
-    return Clip(sample["key"], sample["support"], _display(sample["key"], sample["support"]), positions,
-                meta["center"].double().numpy(), meta["scale"].double().numpy(), data_cfg.crop, describe,
-                sample["target"], meta["joints"].double().numpy(), tuple(data_cfg.offsets))  # fmt: skip
+    describe = {
+        "source": "dataset",
+        "root": str(root),
+        "split": split,
+        "sequence": source.sequence,
+        "frame": t,
+        "person": person,
+        "image_id": meta["image_id"],
+        "frames": positions,
+    }
+    return Clip(
+        sample["key"],
+        sample["support"],
+        _display(sample["key"], sample["support"]),
+        positions,
+        meta["center"].double().numpy(),
+        meta["scale"].double().numpy(),
+        data_cfg.crop,
+        describe,
+        sample["target"],
+        meta["joints"].double().numpy(),
+        tuple(data_cfg.offsets),
+    )
 
 
 def _video_clip(source: ClipSource, data_cfg, input_size) -> Clip:
@@ -114,17 +139,27 @@ def _video_clip(source: ClipSource, data_cfg, input_size) -> Clip:
         raise InputError(f"{source.boxes}: no box for frame {t}")
     person = min(boxes) if source.person is None else source.person
     if person not in boxes:
-        raise InputError(f"unknown person id {person} in frame {t} of {source.video}; "
-                         f"persons there: {', '.join(map(str, sorted(boxes)))}")  # fmt: skip
+        raise InputError(
+            f"unknown person id {person} in frame {t} of {source.video}; "
+            f"persons there: {', '.join(map(str, sorted(boxes)))}"
+        )
     box = T.clean_box(boxes[person], width, height) or boxes[person]
     center, scale = T.box_to_center_scale(box, data_cfg.aspect_ratio, data_cfg.box_enlarge)
     matrix = T.input_matrix(center, scale, 0.0, input_size, data_cfg.crop)
     crops = np.stack([T.warp_image(frames[p], matrix, (input_size[1], input_size[0])) for p in positions])
     images = T.normalize(crops)  # (1+S, H, W, 3) -> (1+S, 3, H, W)
-    describe = {"source": "video", "video": str(source.video), "boxes": str(source.boxes) if source.boxes else None,
-                "frame": t, "person": person, "box": [float(v) for v in box], "frames": positions}  # fmt: skip
-    return Clip(images[0], images[1:], crops, positions, center, scale, data_cfg.crop, describe,
-                offsets=tuple(data_cfg.offsets))  # fmt: skip
+    describe = {
+        "source": "video",
+        "video": str(source.video),
+        "boxes": str(source.boxes) if source.boxes else None,
+        "frame": t,
+        "person": person,
+        "box": [float(v) for v in box],
+        "frames": positions,
+    }
+    return Clip(
+        images[0], images[1:], crops, positions, center, scale, data_cfg.crop, describe, offsets=tuple(data_cfg.offsets)
+    )
 
 
 def _read_video_frames(path: Path, key: int, first: int, last: int) -> tuple[dict[int, np.ndarray], int]:

@@ -91,8 +91,15 @@ def video_of(seq: Sequence, root: str | Path) -> Video:
         box = seq.bbox[row]
         bbox = _extent(kp, head if pt17 else None) if pt17 or np.isnan(box).any() else box.copy()
         persons.append(Person(int(position[seq.frame[row]]), int(seq.track[row]), kp, bbox, head))
-    return Video(seq.name, Path(seq.path), [root / seq.frame_names[i] for i in order], ids,
-                 seq.labeled[order].copy(), persons, seq)  # fmt: skip
+    return Video(
+        seq.name,
+        Path(seq.path),
+        [root / seq.frame_names[i] for i in order],
+        ids,
+        seq.labeled[order].copy(),
+        persons,
+        seq,
+    )
 
 
 def _extent(kp: np.ndarray, head: np.ndarray | None) -> np.ndarray:
@@ -160,9 +167,17 @@ class PoseTrackDataset:
         InputError: bad layout, empty split, unreadable annotations, no labeled person.
     """
 
-    def __init__(self, root, split: str, data_cfg: DataConfig, input_size: tuple[int, int],
-                 heatmap_size: tuple[int, int], train: bool, num_joints: int = 17,
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        root,
+        split: str,
+        data_cfg: DataConfig,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        train: bool,
+        num_joints: int = 17,
+        seed: int | None = None,
+    ):
         from famicli.data.transforms import CROP_CONVENTIONS
         from famicli.data.windows import PADDINGS
 
@@ -177,8 +192,12 @@ class PoseTrackDataset:
         self.seed, self.epoch = seed, 0
         self.videos = [read_sequence(p, root) for p in sequence_files(root, split)]
         # persons on labeled frames with a box; as officially, skip those whose keypoints are all zero
-        self.items = [(vi, pi) for vi, v in enumerate(self.videos) for pi, p in enumerate(v.persons)
-                      if v.labeled[p.position] and p.keypoints.max() > 0 and (p.bbox[2:] > 0).all()]  # fmt: skip
+        self.items = [
+            (vi, pi)
+            for vi, v in enumerate(self.videos)
+            for pi, p in enumerate(v.persons)
+            if v.labeled[p.position] and p.keypoints.max() > 0 and (p.bbox[2:] > 0).all()
+        ]
         if not self.items:
             raise InputError(f"{self.root / 'annotations' / split}: no labeled person in {len(self.videos)} sequences")
         log.info("%s/%s: %d sequences, %d person samples", root, split, len(self.videos), len(self.items))

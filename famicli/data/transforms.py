@@ -16,8 +16,8 @@ Conventions (all as the official FAMI-Pose/HRNet code, ``pixel_std`` = 200):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,9 +64,12 @@ def clean_box(box: Sequence[float], width: int, height: int) -> list[float] | No
 
 
 def affine_matrix(
-    center: Sequence[float], scale: Sequence[float], rotation: float, output_size: tuple[int, int],
+    center: Sequence[float],
+    scale: Sequence[float],
+    rotation: float,
+    output_size: tuple[int, int],
     unbiased: bool = True,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """The 2x3 matrix mapping image points into an output of ``output_size`` = (w, h).
 
     The box of ``scale * 200`` px around ``center``, rotated by ``rotation`` degrees (counter-
@@ -119,9 +122,13 @@ def input_matrix(center, scale, rotation: float, input_size: tuple[int, int], cr
 
 
 def heatmap_matrix(
-    center, scale, rotation: float, input_size: tuple[int, int], heatmap_size: tuple[int, int],
+    center,
+    scale,
+    rotation: float,
+    input_size: tuple[int, int],
+    heatmap_size: tuple[int, int],
     crop: str = "unbiased",
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Image -> heatmap pixels, the map Gaussian targets are placed with (sizes are (H, W)).
 
     ``"unbiased"``/``"standard"``: the crop's map at heatmap resolution (the inverse of decoding);
@@ -201,9 +208,12 @@ def flip_joints(joints: np.ndarray, width: int, pairs: Sequence[tuple[int, int]]
 
 
 def gaussian_targets(
-    joints: np.ndarray, visible: np.ndarray, heatmap_size: tuple[int, int], sigma: float,
+    joints: np.ndarray,
+    visible: np.ndarray,
+    heatmap_size: tuple[int, int],
+    sigma: float,
     joint_weights: Sequence[float] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """Official Gaussian heatmap targets.
 
     Each visible joint gets an unnormalized Gaussian (peak 1, std ``sigma``) centred on its position
@@ -297,9 +307,13 @@ def half_body_box(
 
 
 def draw_window_transform(
-    rng: np.random.Generator | None, joints: np.ndarray, center: np.ndarray, scale: np.ndarray,
-    image_width: int, cfg,
-) -> WindowTransform:  # fmt: skip
+    rng: np.random.Generator | None,
+    joints: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    image_width: int,
+    cfg,
+) -> WindowTransform:
     """Draw the training augmentation of one window (``rng=None``: no augmentation).
 
     Order and distributions of the official code: half-body (p ``cfg.half_body_prob`` when more than

@@ -75,8 +75,10 @@ def open_video(path: str | Path, fps: float | None = None) -> VideoSource:
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                       key=lambda p: _natural_key(p.name))  # fmt: skip
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+            key=lambda p: _natural_key(p.name),
+        )
         if not files:
             raise InputError(f"{path}: no images in this folder (expected {', '.join(IMAGE_SUFFIXES)} files)")
         return ImageSequence(files, fps, name=str(path))
@@ -129,8 +131,9 @@ class VideoFile(VideoSource):
         try:
             self._container = av.open(str(path), mode="r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read video: {_ffmpeg_reason(exc)} (not a video FFmpeg can "
-                             "read, or a truncated file)") from None  # fmt: skip
+            raise InputError(
+                f"{path}: cannot read video: {_ffmpeg_reason(exc)} (not a video FFmpeg can read, or a truncated file)"
+            ) from None
         try:
             if not self._container.streams.video:
                 raise InputError(f"{path}: no video stream in this {self._container.format.name} file")
@@ -148,9 +151,17 @@ class VideoFile(VideoSource):
             self._container.close()
             raise
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        self.info = VideoInfo(str(path), "video", int(frames), float(rate) if rate else DEFAULT_FPS,
-                              first.shape[1], first.shape[0], int(rotation) % 360,
-                              stream.codec_context.name, self._container.format.name)  # fmt: skip
+        self.info = VideoInfo(
+            str(path),
+            "video",
+            int(frames),
+            float(rate) if rate else DEFAULT_FPS,
+            first.shape[1],
+            first.shape[0],
+            int(rotation) % 360,
+            stream.codec_context.name,
+            self._container.format.name,
+        )
 
     def _count_packets(self) -> int:
         """Count the stream's packets without decoding, then rewind (containers without a count)."""
@@ -185,11 +196,13 @@ class VideoFile(VideoSource):
                 index += 1
                 frame = next(self._decoded, None)
         except av.error.FFmpegError as exc:
-            raise InputError(f"{self.path}: frame {index}: cannot decode: {_ffmpeg_reason(exc)} "
-                             "(corrupt or truncated video)") from None  # fmt: skip
+            raise InputError(
+                f"{self.path}: frame {index}: cannot decode: {_ffmpeg_reason(exc)} (corrupt or truncated video)"
+            ) from None
         if index < self.info.frames:
-            raise InputError(f"{self.path}: the stream ends after {index} of {self.info.frames} frames "
-                             "(truncated video)")  # fmt: skip
+            raise InputError(
+                f"{self.path}: the stream ends after {index} of {self.info.frames} frames (truncated video)"
+            )
 
     def close(self) -> None:
         self._container.close()
@@ -208,9 +221,17 @@ class ImageSequence(VideoSource):
         self.files = [Path(f) for f in files]
         first = read_image(self.files[0])
         self._size = first.shape[:2]
-        self.info = VideoInfo(name or str(self.files[0].parent), "images", len(self.files),
-                              float(fps or DEFAULT_FPS), first.shape[1], first.shape[0], 0, "images",
-                              "folder")  # fmt: skip
+        self.info = VideoInfo(
+            name or str(self.files[0].parent),
+            "images",
+            len(self.files),
+            float(fps or DEFAULT_FPS),
+            first.shape[1],
+            first.shape[0],
+            0,
+            "images",
+            "folder",
+        )
 
     def frames(self, needed: Callable[[int], bool] | None = None) -> Iterator[np.ndarray | None]:
         from famicli.data.posetrack import read_image
@@ -221,8 +242,10 @@ class ImageSequence(VideoSource):
                 continue
             image = read_image(path)
             if image.shape[:2] != self._size:
-                raise InputError(f"{path}: image size {image.shape[1]}x{image.shape[0]} differs from the "
-                                 f"first frame's {self._size[1]}x{self._size[0]}")  # fmt: skip
+                raise InputError(
+                    f"{path}: image size {image.shape[1]}x{image.shape[0]} differs from the "
+                    f"first frame's {self._size[1]}x{self._size[0]}"
+                )
             yield image
 
 
@@ -244,8 +267,14 @@ class VideoWriter:
         ConfigError: unknown suffix, or none of the encoders is available.
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], codec: str | None = None,
-                 container_format: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        size: tuple[int, int],
+        codec: str | None = None,
+        container_format: str | None = None,
+    ):
         import av
 
         path = Path(path)
@@ -258,8 +287,12 @@ class VideoWriter:
             raise ConfigError(f"{path}: no encoder for {suffix} in this FFmpeg build (tried: {', '.join(candidates)})")
         self.codec = available[0]
         if codec is None and self.codec != candidates[0]:
-            log.warning("%s: encoder %s is not available in this FFmpeg build; writing %s instead",
-                        path, candidates[0], self.codec)  # fmt: skip
+            log.warning(
+                "%s: encoder %s is not available in this FFmpeg build; writing %s instead",
+                path,
+                candidates[0],
+                self.codec,
+            )
         w, h = size
         self.size = (w + w % 2, h + h % 2)
         self.frames = 0

@@ -23,8 +23,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from famicli.engine import distributed
 from famicli.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from famicli.engine import distributed
 from famicli.errors import CheckpointError, ConfigError, FamiposeError, TrainingError
 from famicli.losses import FamiPoseCriterion, JointsMSELoss, total_loss
 from famicli.models.checkpoint import load_model, load_strict, read_checkpoint, save_checkpoint
@@ -97,17 +97,16 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
     from famicli.data.posetrack import PoseTrackDataset
 
     if train_cfg.batch_size % info.world_size:
-        raise ConfigError(
-            f"batch size {train_cfg.batch_size} is not divisible by the {info.world_size} processes"
-        )
+        raise ConfigError(f"batch size {train_cfg.batch_size} is not divisible by the {info.world_size} processes")
     if train_cfg.single_frame and train_cfg.freeze_backbone:
         raise ConfigError("--single-frame trains the backbone: it cannot be frozen (pass --no-freeze-backbone)")
     if state is None and backbone is None and train_cfg.freeze_backbone:
         raise ConfigError("a frozen backbone needs pretrained weights: pass --backbone CKPT or --no-freeze-backbone")
     # single-frame training reads key frames only
     window_cfg = replace(data_cfg, offsets=()) if train_cfg.single_frame else data_cfg
-    dataset = PoseTrackDataset(root, "train", window_cfg, model_cfg.input_size, model_cfg.heatmap_size, train=True,
-                               seed=train_cfg.seed)  # fmt: skip
+    dataset = PoseTrackDataset(
+        root, "train", window_cfg, model_cfg.input_size, model_cfg.heatmap_size, train=True, seed=train_cfg.seed
+    )
     _seed(train_cfg.seed, 0)
     model = _build(model_cfg, train_cfg, backbone, state)
     model.to(dev)
@@ -129,25 +128,30 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
     net = model.backbone if train_cfg.single_frame else model  # what the objective runs
     if info.enabled:
         net = DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None,
-        )  # fmt: skip
+            net,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+        )
     sampler = DistributedSampler(
         dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=train_cfg.seed, drop_last=True
     )
     per_rank = train_cfg.batch_size // info.world_size
     loader = DataLoader(
-        dataset, batch_size=per_rank, sampler=sampler, num_workers=train_cfg.workers, drop_last=True,
-        pin_memory=dev.type == "cuda", persistent_workers=False,
-    )  # fmt: skip
+        dataset,
+        batch_size=per_rank,
+        sampler=sampler,
+        num_workers=train_cfg.workers,
+        drop_last=True,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=False,
+    )
     if len(loader) == 0:
-        raise ConfigError(
-            f"{root}: {len(dataset)} training samples are fewer than one batch of {train_cfg.batch_size}"
-        )
+        raise ConfigError(f"{root}: {len(dataset)} training samples are fewer than one batch of {train_cfg.batch_size}")
     if train_cfg.single_frame:
         criterion = JointsMSELoss()
     else:
-        criterion = FamiPoseCriterion(model.backbone.final_layer, model_cfg.mi_estimator, model_cfg.mi_temperature,
-                                      mi=loss_cfg.alpha != 0)  # fmt: skip
+        criterion = FamiPoseCriterion(
+            model.backbone.final_layer, model_cfg.mi_estimator, model_cfg.mi_temperature, mi=loss_cfg.alpha != 0
+        )
     run = _RunFiles(out_dir, info.is_main, resume_epoch=start_epoch if state is not None else None)
     configs = {"data": asdict(data_cfg), "loss": asdict(loss_cfg), "train": asdict(train_cfg)}
     run.record_start(model_cfg, configs, info, dev, backbone)
@@ -177,10 +181,17 @@ class _Loop:
     configs: dict  # data/loss/train configs as saved in checkpoints
 
 
-def _epochs(loop: _Loop, result: TrainResult, start_epoch: int, root, data_cfg, loss_cfg, train_cfg, dev, info,
-            progress) -> None:  # fmt: skip
+def _epochs(
+    loop: _Loop, result: TrainResult, start_epoch: int, root, data_cfg, loss_cfg, train_cfg, dev, info, progress
+) -> None:
     net, model, loader, sampler, dataset = loop.net, loop.model, loop.loader, loop.sampler, loop.dataset
-    optimizer, scheduler, criterion, run, configs = loop.optimizer, loop.scheduler, loop.criterion, loop.run, loop.configs
+    optimizer, scheduler, criterion, run, configs = (
+        loop.optimizer,
+        loop.scheduler,
+        loop.criterion,
+        loop.run,
+        loop.configs,
+    )
     for epoch in range(start_epoch, train_cfg.epochs):
         _seed(train_cfg.seed, epoch + 1)
         sampler.set_epoch(epoch)
@@ -208,8 +219,17 @@ def _epochs(loop: _Loop, result: TrainResult, start_epoch: int, root, data_cfg, 
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             if progress:
-                progress({"event": "step", "epoch": epoch + 1, "epochs": train_cfg.epochs, "step": step + 1,
-                          "steps": len(loader), "lr": lr, **values})  # fmt: skip
+                progress(
+                    {
+                        "event": "step",
+                        "epoch": epoch + 1,
+                        "epochs": train_cfg.epochs,
+                        "step": step + 1,
+                        "steps": len(loader),
+                        "lr": lr,
+                        **values,
+                    }
+                )
         scheduler.step()
         summary = {"epoch": epoch + 1, "lr": lr, "seconds": time.perf_counter() - t0}
         summary |= {f"mean_{k}": v / len(loader) for k, v in sums.items()}
@@ -282,8 +302,9 @@ def _batches(loader):
         raise
 
 
-def _validate(model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False,
-              pred_dir=None) -> dict | None:  # fmt: skip
+def _validate(
+    model: FamiPose, root, data_cfg: DataConfig, dev, single_frame: bool = False, pred_dir=None
+) -> dict | None:
     """PoseTrack AP of ``model`` (of its backbone with ``single_frame``) on the ``val`` split with
     ground-truth boxes (None if no val split); ``famipose eval --weights``'s evaluator."""
     from famicli.engine.validator import validate
@@ -307,8 +328,12 @@ def _get_rng() -> dict:
     keys, pos, has_gauss, cached = np.random.get_state()[1:]
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},  # fmt: skip
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": list(random.getstate()[1]),
         "python_version": random.getstate()[0],
     }
@@ -349,8 +374,11 @@ class _RunFiles:
             self.log_path.unlink(missing_ok=True)
         elif self.log_path.exists():
             # drop what an interrupted epoch logged after the checkpoint: the resumed run logs it again
-            kept = [line for line in self.log_path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("epoch", 0) <= resume_epoch]  # fmt: skip
+            kept = [
+                line
+                for line in self.log_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("epoch", 0) <= resume_epoch
+            ]
             from famicli.io import atomic_path
 
             with atomic_path(self.log_path) as tmp:

@@ -22,8 +22,17 @@ from famicli.io import write_json_atomic
 HEADS = ("famipose", "backbone")  # the two prediction folders: FAMI-Pose's heatmaps, the backbone's
 
 
-def validate(model, root, data_cfg: DataConfig | None = None, device="cpu", *, split: str = "val",
-             heads: str = "famipose", batch_size: int = 32, pred_dir=None) -> dict:  # fmt: skip
+def validate(
+    model,
+    root,
+    data_cfg: DataConfig | None = None,
+    device="cpu",
+    *,
+    split: str = "val",
+    heads: str = "famipose",
+    batch_size: int = 32,
+    pred_dir=None,
+) -> dict:
     """PoseTrack AP (and MOTA, COCO AP) of ``model`` on ``split`` with ground-truth boxes, in this process.
 
     Args:
@@ -63,15 +72,27 @@ def prediction_document(video, annotations: list[dict]) -> tuple[dict, str]:
 
 # Reference numbers printed beside a model's (PoseTrack val mAP, %); see docs/predict.md for sources.
 REFERENCE_AP = {
-    "posetrack18": {"FAMI-Pose W48 (paper, detected boxes)": 82.2, "HRNet-W48 (mmpose, GT boxes)": 84.6,
-                    "HRNet-W48 (mmpose, detected boxes)": 77.8},
+    "posetrack18": {
+        "FAMI-Pose W48 (paper, detected boxes)": 82.2,
+        "HRNet-W48 (mmpose, GT boxes)": 84.6,
+        "HRNet-W48 (mmpose, detected boxes)": 77.8,
+    },
     "posetrack17": {"FAMI-Pose W48 (paper, detected boxes)": 84.8},
 }
 
 
 @torch.no_grad()
-def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataConfig | None = None, pred_dir=None,
-                   progress=None, shard: bool = True) -> dict | None:  # fmt: skip
+def evaluate_model(
+    model,
+    root,
+    cfg=None,
+    *,
+    split: str = "val",
+    data_cfg: DataConfig | None = None,
+    pred_dir=None,
+    progress=None,
+    shard: bool = True,
+) -> dict | None:
     """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
 
     Each sequence's frames (an image folder) stream through :func:`famicli.inference.stream.run`
@@ -104,9 +125,9 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
     import time
 
     from famicli.data.posetrack import read_sequence
-    from famicli.formats.layout import sequence_files
     from famicli.data.video import ImageSequence
     from famicli.engine import distributed
+    from famicli.formats.layout import sequence_files
     from famicli.inference.detect import BoxFile, GroundTruthBoxes
     from famicli.inference.predictor import PoseEstimator, PredictConfig
     from famicli.inference.results import VideoPrediction
@@ -123,7 +144,9 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)  # NCCL collectives run on the current device
     estimator = PoseEstimator.from_config(model, cfg, device, data_cfg)
-    box_file = None if cfg.boxes is None else BoxFile(cfg.boxes, 0.2 if cfg.box_threshold is None else cfg.box_threshold)
+    box_file = (
+        None if cfg.boxes is None else BoxFile(cfg.boxes, 0.2 if cfg.box_threshold is None else cfg.box_threshold)
+    )
     files = sequence_files(root, split)
     mine = files[info.rank :: info.world_size]
     local: dict[str, tuple] = {}
@@ -157,18 +180,29 @@ def evaluate_model(model, root, cfg=None, *, split: str = "val", data_cfg: DataC
         return None
     merged = {k: v for g in gathered for k, v in g.items()}
     reports = _score_folders(Path(root) / "annotations" / split, merged, pred_dir)
-    box_info = ({"source": "ground truth", "path": str(Path(root) / "annotations" / split)} if box_file is None else
-                {"source": "file", "path": str(box_file.path), "sha256": box_file.sha256,
-                 "threshold": box_file.threshold})  # fmt: skip
+    box_info = (
+        {"source": "ground truth", "path": str(Path(root) / "annotations" / split)}
+        if box_file is None
+        else {"source": "file", "path": str(box_file.path), "sha256": box_file.sha256, "threshold": box_file.threshold}
+    )
     from famicli.data.synthtrack.generate import MARKER
 
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
     reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
-    return {**reports, "boxes": box_info, "reference": reference, "sequences": len(files),
-            "inference": {"mode": cfg.mode, **({"share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift}
-                                              if cfg.mode == "fast" else {})},
-            "frames": frames, "persons": persons, "processes": info.world_size,
-            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    return {
+        **reports,
+        "boxes": box_info,
+        "reference": reference,
+        "sequences": len(files),
+        "inference": {
+            "mode": cfg.mode,
+            **({"share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift} if cfg.mode == "fast" else {}),
+        },
+        "frames": frames,
+        "persons": persons,
+        "processes": info.world_size,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 def _score_folders(gt_dir: Path, merged: dict[str, dict], pred_dir) -> dict[str, dict]:

@@ -45,8 +45,14 @@ class Detections:
 class FileBoxes:
     """Boxes of one video taken from a :class:`BoxFile`."""
 
-    def __init__(self, by_frame: dict[int, list[tuple]], description: dict, images: list[dict] | None,
-                 image_ids: list[int] | None, tracked: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        by_frame: dict[int, list[tuple]],
+        description: dict,
+        images: list[dict] | None,
+        image_ids: list[int] | None,
+        tracked: bool = False,
+    ):
         self.by_frame = by_frame
         self.description = description
         self.tracked = tracked  # every box carries the file's track_id: kept instead of famipose's tracker
@@ -99,8 +105,9 @@ class BoxFile:
                     raise InputError(f"{self.path}: images: every image needs an integer 'id'")
                 self.image_ids = [im["id"] for im in ordered]
         elif isinstance(data, dict):  # {"<frame index>": [entry or [x, y, w, h, score], ...]}
-            entries = [_keyed_entry(self.path, k, e) for k, v in data.items()
-                       for e in (v if isinstance(v, list) else [v])]  # fmt: skip
+            entries = [
+                _keyed_entry(self.path, k, e) for k, v in data.items() for e in (v if isinstance(v, list) else [v])
+            ]
         elif isinstance(data, list):
             entries = data
         else:
@@ -169,12 +176,16 @@ class BoxFile:
         describe = {"source": "file", "path": str(self.path), "sha256": self.sha256, "threshold": self.threshold}
         if self.images is not None:
             if n_frames is not None and len(self.images) != n_frames:
-                raise InputError(f"{self.path}: images: {len(self.images)} frames, but the video {name} has "
-                                 f"{n_frames}; the boxes file is for another video")  # fmt: skip
+                raise InputError(
+                    f"{self.path}: images: {len(self.images)} frames, but the video {name} has "
+                    f"{n_frames}; the boxes file is for another video"
+                )
             folders = {Path(str(im.get("file_name", ""))).parent.name for im in self.images}
             if m and len(folders) == 1 and SEQUENCE_NAME.match(next(iter(folders))) and folders != {name}:
-                raise InputError(f"{self.path}: images: frames of {next(iter(folders))}, not of the video {name}; "
-                                 "the boxes file is for another video")  # fmt: skip
+                raise InputError(
+                    f"{self.path}: images: frames of {next(iter(folders))}, not of the video {name}; "
+                    "the boxes file is for another video"
+                )
             rows = self.rows.get("file", {})
         elif seqs:
             if m:
@@ -183,21 +194,27 @@ class BoxFile:
                     log.warning("%s: no boxes for sequence %s (%s)", self.path, f"{seq:06d}", name)
                 elif seq not in seqs:
                     listed = ", ".join(f"{s:06d}" for s in seqs[:5]) + (", ..." if len(seqs) > 5 else "")
-                    raise InputError(f"{self.path}: image_id: no boxes for sequence {seq:06d} (the video {name}); "
-                                     f"the file has sequences {listed}: it is for another video")  # fmt: skip
+                    raise InputError(
+                        f"{self.path}: image_id: no boxes for sequence {seq:06d} (the video {name}); "
+                        f"the file has sequences {listed}: it is for another video"
+                    )
             elif len(seqs) == 1:
                 seq = seqs[0]
             else:
-                raise InputError(f"{self.path}: image_id: boxes of {len(seqs)} PoseTrack sequences; name the video "
-                                 "after its sequence (e.g. 000342_mpii_test.mp4) to pick its boxes")  # fmt: skip
+                raise InputError(
+                    f"{self.path}: image_id: boxes of {len(seqs)} PoseTrack sequences; name the video "
+                    "after its sequence (e.g. 000342_mpii_test.mp4) to pick its boxes"
+                )
             rows = self.rows.get(f"seq{seq}", {})
             describe["sequence"] = f"{seq:06d}"
         else:
             rows = self.rows.get("index", {})
         late = [f for f in rows if n_frames is not None and f >= n_frames]
         if late:
-            raise InputError(f"{self.path}: boxes for frame {max(late)}, but the video {name} has {n_frames} frames "
-                             "(frame indices are 0-based); the boxes file is for another video")  # fmt: skip
+            raise InputError(
+                f"{self.path}: boxes for frame {max(late)}, but the video {name} has {n_frames} frames "
+                "(frame indices are 0-based); the boxes file is for another video"
+            )
         describe["boxes"] = sum(len(r) for r in rows.values())
         describe["frames_with_boxes"] = len(rows)
         describe["track_ids"] = "file" if self.tracked else "famipose"
@@ -206,8 +223,10 @@ class BoxFile:
                 ids = [r[5] for r in frame_rows]
                 if len(set(ids)) != len(ids):
                     dup = next(t for t in ids if ids.count(t) > 1)
-                    raise InputError(f"{self.path}: track_id: {dup} is given to two boxes of frame {frame} (0-based) "
-                                     f"of the video {name}; track ids must be unique within a frame")  # fmt: skip
+                    raise InputError(
+                        f"{self.path}: track_id: {dup} is given to two boxes of frame {frame} (0-based) "
+                        f"of the video {name}; track ids must be unique within a frame"
+                    )
         return FileBoxes(rows, describe, self.images, self.image_ids, self.tracked)
 
 

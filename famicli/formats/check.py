@@ -42,8 +42,12 @@ class _Issues:
             self.items.append({"level": level, "kind": kind, "message": message})
 
 
-def check_dataset(root: str | Path, splits: list[str] | None = None, decode: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> dict:  # fmt: skip
+def check_dataset(
+    root: str | Path,
+    splits: list[str] | None = None,
+    decode: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Validate the dataset at ``root``.
 
     Args:
@@ -80,8 +84,16 @@ def check_dataset(root: str | Path, splits: list[str] | None = None, decode: boo
     total, done = sum(len(f) for f in files.values()), 0
     summary = {"root": str(root), "splits": {}}
     for split, paths in files.items():
-        stats = {"format": set(), "sequences": len(paths), "frames": 0, "labeled_frames": 0, "persons": 0,
-                 "tracks": 0, "frames_with_ignore_regions": 0, "image_sizes": Counter()}  # fmt: skip
+        stats = {
+            "format": set(),
+            "sequences": len(paths),
+            "frames": 0,
+            "labeled_frames": 0,
+            "persons": 0,
+            "tracks": 0,
+            "frames_with_ignore_regions": 0,
+            "image_sizes": Counter(),
+        }
         annotated = np.zeros(17, dtype=bool)
         for path in paths:
             _check_sequence(root, split, path, stats, annotated, issues, decode)
@@ -93,8 +105,9 @@ def check_dataset(root: str | Path, splits: list[str] | None = None, decode: boo
         stats["never_annotated_joints"] = [JOINT_NAMES[j] for j in np.flatnonzero(~annotated)]
         unexpected = [n for n in stats["never_annotated_joints"] if n not in ("left_ear", "right_ear")]
         if unexpected and stats["persons"]:
-            issues.add("warning", "joints",
-                       f"{split}: joints never annotated besides the ears: {', '.join(unexpected)}")
+            issues.add(
+                "warning", "joints", f"{split}: joints never annotated besides the ears: {', '.join(unexpected)}"
+            )
         summary["splits"][split] = stats
     marker = root / "synthtrack.json"
     if marker.is_file():
@@ -124,8 +137,12 @@ def _check_sequence(root, split, path, stats, annotated, issues: _Issues, decode
         issues.add("error", "reader", message)
     number = sequence_number(path.stem)
     if number is None:
-        issues.add("error", "name", f"{path}: sequence name {path.stem!r} is not NNNNNN_<mpii|bonn|mpiinew>_... "
-                                    "(the evaluator derives image ids from it)")  # fmt: skip
+        issues.add(
+            "error",
+            "name",
+            f"{path}: sequence name {path.stem!r} is not NNNNNN_<mpii|bonn|mpiinew>_... "
+            "(the evaluator derives image ids from it)",
+        )
     stats["format"].add(seq.file_format)
     if seq.file_format == "posetrack18":
         _check_frames(split, path, seq, number, issues)
@@ -146,28 +163,41 @@ def _check_frames(split: str, path: Path, seq, number: int | None, issues: _Issu
     for name, iid, im in zip(seq.frame_names, seq.image_ids, seq.images, strict=True):
         fm = _FRAME_FILE.match(name)
         if not fm or fm.group(1) != split or fm.group(2) != path.stem or len(fm.group(3)) != 6:
-            issues.add("warning", "layout",
-                       f"{path}: file_name {name!r} is not images/{split}/{path.stem}/<frame:06d>.jpg")
+            issues.add(
+                "warning", "layout", f"{path}: file_name {name!r} is not images/{split}/{path.stem}/<frame:06d>.jpg"
+            )
         frame = frame_number(name)
         if frame >= 0:
             numbers.append(frame)
             if number is not None and iid != image_id(number, frame):
-                issues.add("warning", "image_id", f"{path}: {name}: id {iid} is not {image_id(number, frame)} "
-                                                  "(10000000000 + sequence * 10000 + frame)")  # fmt: skip
+                issues.add(
+                    "warning",
+                    "image_id",
+                    f"{path}: {name}: id {iid} is not {image_id(number, frame)} "
+                    "(10000000000 + sequence * 10000 + frame)",
+                )
         if im.get("nframes") not in (None, seq.n_frames):
-            issues.add("warning", "nframes",
-                       f"{path}: {name}: nframes {im.get('nframes')} but {seq.n_frames} images listed")
+            issues.add(
+                "warning", "nframes", f"{path}: {name}: nframes {im.get('nframes')} but {seq.n_frames} images listed"
+            )
         xs, ys = im.get("ignore_regions_x"), im.get("ignore_regions_y")
-        if (xs or ys) and not (isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys)
-                               and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))):  # fmt: skip
+        if (xs or ys) and not (
+            isinstance(xs, list)
+            and isinstance(ys, list)
+            and len(xs) == len(ys)
+            and all(len(a) == len(b) for a, b in zip(xs, ys, strict=True))
+        ):
             issues.add("error", "ignore_regions", f"{path}: {name}: ignore_regions_x/y do not pair up")
     counts = Counter(numbers)
     dup = [n for n, c in counts.items() if c > 1]
     if dup:
         issues.add("error", "frames", f"{path}: frame number {dup[0]} appears {counts[dup[0]]} times")
     elif numbers and sorted(numbers) != list(range(min(numbers), min(numbers) + len(numbers))):
-        issues.add("warning", "frames", f"{path}: frame numbers are not contiguous ({min(numbers)}..{max(numbers)}, "
-                                        f"{len(numbers)} frames)")  # fmt: skip
+        issues.add(
+            "warning",
+            "frames",
+            f"{path}: frame numbers are not contiguous ({min(numbers)}..{max(numbers)}, {len(numbers)} frames)",
+        )
     elif numbers and min(numbers) != 0:
         issues.add("warning", "frames", f"{path}: frames start at {min(numbers)}, not 0 (PoseTrack18 is 0-based)")
 
@@ -176,7 +206,9 @@ def _check_tracks(path: Path, seq, issues: _Issues) -> None:
     """Track ids in 0..9999 (the evaluator offsets them by 10000 per sequence), unique within a frame."""
     bad = (seq.track < 0) | (seq.track >= MAX_TRACK_ID)
     for row in np.flatnonzero(bad):
-        issues.add("error", "track_id", f"{seq.where(row)}: track_id {int(seq.track[row])} is not an integer in 0..9999")
+        issues.add(
+            "error", "track_id", f"{seq.where(row)}: track_id {int(seq.track[row])} is not an integer in 0..9999"
+        )
     seen = Counter(zip(seq.frame.tolist(), seq.track.tolist()))
     for (frame, track), n in seen.items():
         if n > 1:
@@ -203,6 +235,9 @@ def _check_images(root: Path, path: Path, files: list[str], stats, issues: _Issu
             continue
         sizes[tuple(size)] += 1
     if len(sizes) > 1:
-        issues.add("warning", "image_size", f"{path}: frames of {len(sizes)} different sizes: "
-                                            + ", ".join(f"{w}x{h}" for w, h in sizes))  # fmt: skip
+        issues.add(
+            "warning",
+            "image_size",
+            f"{path}: frames of {len(sizes)} different sizes: " + ", ".join(f"{w}x{h}" for w, h in sizes),
+        )
     stats["image_sizes"].update(sizes)

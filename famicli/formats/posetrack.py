@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import InputError
-from famicli.io import loads
 from famicli.formats.layout import image_id, sequence_number
 from famicli.formats.validate import Issues
-from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, POSEVAL_JOINTS
+from famicli.io import loads
+from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
 
 # For each scored joint (poseval's order), its column in the 17-keypoint arrays.
 JOINT_COLUMNS = np.array(POSEVAL_COLUMNS, dtype=np.intp)
@@ -43,6 +43,8 @@ MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
 MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
 # images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
 _FRAME_NAME = re.compile(r"(?:^|/)((\d+)_(?:mpii|bonn|mpiinew)(?:_[^/]*)?)/(\d+)(?:\.[^/]*)?$")
+
+
 @dataclass
 class Sequence:
     """One sequence file: frames in file order and one row per person (sorted by frame).
@@ -125,8 +127,9 @@ def _need(data: dict, key: str, path: Path, kind=list):
 def _keypoint_columns(path: Path, data: dict, role: str, issues: Issues) -> np.ndarray:
     """Column of each file keypoint in the 17-name order (-1 = not scored), from categories."""
     cats = data.get("categories") if role == "data" else _need(data, "categories", path)
-    if role == "data" and not (isinstance(cats, list) and cats and isinstance(cats[0], dict)
-                               and isinstance(cats[0].get("keypoints"), list)):  # fmt: skip
+    if role == "data" and not (
+        isinstance(cats, list) and cats and isinstance(cats[0], dict) and isinstance(cats[0].get("keypoints"), list)
+    ):
         return np.arange(len(JOINT_NAMES))  # a dataset file without names: the 17 in schema order
     if len(cats) != 1 or not isinstance(cats[0], dict) or cats[0].get("name") != "person":
         raise InputError(f"{path}: categories: expected exactly one category named 'person'")
@@ -137,8 +140,7 @@ def _keypoint_columns(path: Path, data: dict, role: str, issues: Issues) -> np.n
     unknown = [n for n in names if n not in JOINT_NAMES]
     if unknown:
         issues.error(
-            f"{path}: categories: keypoints: unknown name {unknown[0]!r}; known: "
-            + ", ".join(JOINT_NAMES),
+            f"{path}: categories: keypoints: unknown name {unknown[0]!r}; known: " + ", ".join(JOINT_NAMES),
             downgrade="ignored, as poseval ignores names it does not know",
         )
     missing = [n for n in JOINT_NAMES if n not in names and n not in ("left_ear", "right_ear")]
@@ -199,8 +201,11 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     index = [k for k, fi in enumerate(frame_of) if fi is not None]
     orphans = len(anns) - len(index)
     if orphans:
-        issues.warn(f"{path}: annotations: {orphans} annotations name an image_id that is not in "
-                    "images; ignored, as poseval ignores them", kind="orphans")  # fmt: skip
+        issues.warn(
+            f"{path}: annotations: {orphans} annotations name an image_id that is not in "
+            "images; ignored, as poseval ignores them",
+            kind="orphans",
+        )
         anns = [anns[k] for k in index]
     frames = [frame_of[k] for k in index] if orphans else frame_of
 
@@ -211,8 +216,7 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     for j, kp in enumerate(kps):
         if type(kp) is not list or len(kp) != 3 * n_kp:
             got = len(kp) if isinstance(kp, list) else type(kp).__name__
-            raise InputError(f"{where(j)}: keypoints: {got} values, expected {3 * n_kp} "
-                             f"({n_kp} keypoints × [x, y, v])")  # fmt: skip
+            raise InputError(f"{where(j)}: keypoints: {got} values, expected {3 * n_kp} ({n_kp} keypoints × [x, y, v])")
     tracks = [a.get("track_id") for a in anns]
     for j, tid in enumerate(tracks):
         if type(tid) is not int and (isinstance(tid, bool) or not isinstance(tid, int)):
@@ -224,12 +228,16 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
             raise InputError(f"{where(j)}: scores: {got} values, expected {n_kp}")
     heads = [_box_or_none(a.get("bbox_head")) for a in anns]
     if role == "gt" and None in heads:
-        raise InputError(f"{where(heads.index(None))}: bbox_head: missing or not [x, y, w, h] (the head size "
-                         "normalizes every distance)")  # fmt: skip
+        raise InputError(
+            f"{where(heads.index(None))}: bbox_head: missing or not [x, y, w, h] (the head size "
+            "normalizes every distance)"
+        )
     boxes = [_box_or_none(a.get("bbox")) for a in anns]
     pscores = [a.get("score") for a in anns]
-    pscores = [ps if type(ps) is float or (isinstance(ps, (int, float)) and not isinstance(ps, bool)) else None
-               for ps in pscores]  # fmt: skip
+    pscores = [
+        ps if type(ps) is float or (isinstance(ps, (int, float)) and not isinstance(ps, bool)) else None
+        for ps in pscores
+    ]
     n = len(frames)
     flat = _floats(kps, n * 3 * n_kp, path, "keypoints", names, frames, index)
     kp_file = flat.reshape(n, n_kp, 3)
@@ -243,9 +251,15 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     sc17 = np.full((n, 17), MIN_SCORE)
     if has_scores.any():
         rows = [s for s in scores if s is not None]
-        sflat = _floats(rows, len(rows) * n_kp, path, "scores", names,
-                        [f for f, s in zip(frames, scores) if s is not None],
-                        [i for i, s in zip(index, scores) if s is not None])  # fmt: skip
+        sflat = _floats(
+            rows,
+            len(rows) * n_kp,
+            path,
+            "scores",
+            names,
+            [f for f, s in zip(frames, scores) if s is not None],
+            [i for i, s in zip(index, scores) if s is not None],
+        )
         block = np.full((len(rows), 17), MIN_SCORE)
         block[:, columns[cols]] = sflat.reshape(len(rows), n_kp)[:, cols]
         sc17[has_scores] = block
@@ -261,8 +275,23 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
             polys = _polygons(img["ignore_regions_x"], img["ignore_regions_y"], path, names[i])
             if polys:
                 ignore[i] = polys
-    seq = _sequence(path, names, labeled | (n_rects > 0), n_rects, ignore, frames, tracks,
-                    kp17, present, sc17, has_scores, head, bbox, pscores, index)  # fmt: skip
+    seq = _sequence(
+        path,
+        names,
+        labeled | (n_rects > 0),
+        n_rects,
+        ignore,
+        frames,
+        tracks,
+        kp17,
+        present,
+        sc17,
+        has_scores,
+        head,
+        bbox,
+        pscores,
+        index,
+    )
     seq.image_ids = [img["id"] for img in images]
     seq.images = images if role == "data" else None  # kept to write predictions in the same format
     return seq
@@ -276,8 +305,9 @@ def _floats(rows, count, path, field_name, names, frames, index) -> np.ndarray:
         for row, fi, k in zip(rows, frames, index):
             for j, v in enumerate(row):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise InputError(f"{path}: frame {names[fi]}: annotation {k}: {field_name}: "
-                                     f"value {j} is {v!r}, not a number") from None  # fmt: skip
+                    raise InputError(
+                        f"{path}: frame {names[fi]}: annotation {k}: {field_name}: value {j} is {v!r}, not a number"
+                    ) from None
         raise
 
 
@@ -290,8 +320,15 @@ def _boxes(rows, n, path, field_name, names, frames, index) -> np.ndarray:
     out = np.full((n, 4), np.nan)
     have = [i for i, r in enumerate(rows) if r is not None]
     if have:
-        out[have] = _floats([rows[i] for i in have], 4 * len(have), path, field_name, names,
-                            [frames[i] for i in have], [index[i] for i in have]).reshape(-1, 4)
+        out[have] = _floats(
+            [rows[i] for i in have],
+            4 * len(have),
+            path,
+            field_name,
+            names,
+            [frames[i] for i in have],
+            [index[i] for i in have],
+        ).reshape(-1, 4)
     return out
 
 
@@ -303,13 +340,30 @@ def _polygons(xs, ys, path, frame_name) -> list[np.ndarray]:
         try:
             polys.append(np.array(list(zip(px, py)), dtype=float).reshape(-1, 2))
         except (TypeError, ValueError):
-            raise InputError(f"{path}: frame {frame_name}: ignore_regions_x: a polygon is not a "
-                             "list of numbers") from None  # fmt: skip
+            raise InputError(
+                f"{path}: frame {frame_name}: ignore_regions_x: a polygon is not a list of numbers"
+            ) from None
     return polys
 
 
-def _sequence(path, names, labeled, n_rects, ignore, frames, tracks, kp17, present, sc17,
-              has_scores, head, bbox, pscores, index, file_format="posetrack18"):  # fmt: skip
+def _sequence(
+    path,
+    names,
+    labeled,
+    n_rects,
+    ignore,
+    frames,
+    tracks,
+    kp17,
+    present,
+    sc17,
+    has_scores,
+    head,
+    bbox,
+    pscores,
+    index,
+    file_format="posetrack18",
+):
     frames = np.asarray(frames, dtype=np.intp)
     order = np.argsort(frames, kind="stable")  # group persons by frame, file order within
     pscore = np.array([np.nan if s is None else s for s in pscores], dtype=float)
@@ -358,8 +412,7 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
         polys = []
         for region in regions:
             pts = region.get("point", []) if isinstance(region, dict) else []
-            polys.append(np.array([[_first(p["x"]), _first(p["y"])] for p in pts], dtype=float)
-                         .reshape(-1, 2))  # fmt: skip
+            polys.append(np.array([[_first(p["x"]), _first(p["y"])] for p in pts], dtype=float).reshape(-1, 2))
         if polys:
             ignore[fi] = polys
         for k, rect in enumerate(rects):
@@ -392,8 +445,7 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
                     scored = True
             box = [_first(rect.get(c)) for c in ("x1", "y1", "x2", "y2")]
             if role == "gt" and not all(isinstance(v, (int, float)) for v in box):
-                raise InputError(f"{where}: x1/y1/x2/y2: head box missing (the head size "
-                                 "normalizes every distance)")  # fmt: skip
+                raise InputError(f"{where}: x1/y1/x2/y2: head box missing (the head size normalizes every distance)")
             frames.append(fi)
             tracks.append(tid)
             kp_rows.append(kp)
@@ -413,12 +465,24 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
     n = len(frames)
     n_rects_arr = np.asarray(n_rects, dtype=np.intp)
     labeled = np.array([bool(_first(f.get("is_labeled", [0]))) for f in annolist], dtype=bool)
-    seq = _sequence(path, names, labeled | (n_rects_arr > 0), n_rects_arr, ignore, frames,
-                     tracks, np.array(kp_rows).reshape(n, 17, 3),
-                     np.array(pres_rows, dtype=bool).reshape(n, 17),
-                     np.array(score_rows).reshape(n, 17), np.array(has_scores, dtype=bool),
-                     np.array(heads, dtype=float).reshape(n, 4), np.full((n, 4), np.nan),
-                     pscores, index, file_format="posetrack17")  # fmt: skip
+    seq = _sequence(
+        path,
+        names,
+        labeled | (n_rects_arr > 0),
+        n_rects_arr,
+        ignore,
+        frames,
+        tracks,
+        np.array(kp_rows).reshape(n, 17, 3),
+        np.array(pres_rows, dtype=bool).reshape(n, 17),
+        np.array(score_rows).reshape(n, 17),
+        np.array(has_scores, dtype=bool),
+        np.array(heads, dtype=float).reshape(n, 4),
+        np.full((n, 4), np.nan),
+        pscores,
+        index,
+        file_format="posetrack17",
+    )
     number = sequence_number(path.stem) or 0  # annolist files carry no ids: derived as PoseTrack18 does
     seq.image_ids = [image_id(number, fi) for fi in range(len(names))]
     return seq

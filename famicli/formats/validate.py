@@ -105,15 +105,13 @@ def check_files(gt_files: list[Path], pred_dir: Path, issues: Issues) -> list[Pa
         else:
             preds.append(None)
             issues.error(
-                f"{pred}: file: missing; every GT sequence ({gt}) needs a prediction file "
-                "with the same name",
+                f"{pred}: file: missing; every GT sequence ({gt}) needs a prediction file with the same name",
                 downgrade="scored as a sequence with no predictions",
             )
     names = {g.name for g in gt_files}
     extra = sorted(p.name for p in pred_dir.glob("*.json") if p.name not in names)
     if extra:
-        issues.warn(f"{pred_dir}: {len(extra)} prediction files have no GT file and are ignored "
-                    f"(first: {extra[0]})")  # fmt: skip
+        issues.warn(f"{pred_dir}: {len(extra)} prediction files have no GT file and are ignored (first: {extra[0]})")
     return preds
 
 
@@ -148,8 +146,11 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
         zero = (size == 0) & seq.present.any(1)
         if zero.any():
             row = int(np.flatnonzero(zero)[0])
-            issues.warn(f"{where(row)}: bbox_head: zero size (track_id {seq.track[row]}); no "
-                        "prediction can match this person, as in poseval", kind="zero_head")  # fmt: skip
+            issues.warn(
+                f"{where(row)}: bbox_head: zero size (track_id {seq.track[row]}); no "
+                "prediction can match this person, as in poseval",
+                kind="zero_head",
+            )
     big = seq.track >= MAX_TRACK_ID
     if big.any():
         row = int(np.flatnonzero(big)[0])
@@ -167,32 +168,43 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
             n = int(counts[dup][np.argmin(first[dup])])
             tid = seq.track[row]
             note = "" if role == "pred" else " (poseval does not check GT, but MOT is undefined)"
-            issues.error(f"{where(row)}: track_id: {tid} appears {n} times; track ids must be "
-                         f"unique within a frame{note}")  # fmt: skip
+            issues.error(
+                f"{where(row)}: track_id: {tid} appears {n} times; track ids must be unique within a frame{note}"
+            )
     if role == "pred" and len(seq.track) and not seq.has_scores.all():
         row = int(np.flatnonzero(~seq.has_scores)[0])
-        issues.warn(f"{where(row)}: scores: missing for {int((~seq.has_scores).sum())} persons; "
-                    "poseval then uses score -9999 for their keypoints", kind="missing_scores")  # fmt: skip
+        issues.warn(
+            f"{where(row)}: scores: missing for {int((~seq.has_scores).sum())} persons; "
+            "poseval then uses score -9999 for their keypoints",
+            kind="missing_scores",
+        )
     empty = ~seq.present[:, JOINT_COLUMNS].any(1)
     if empty.any():
         row = int(np.flatnonzero(empty)[0])
-        issues.warn(f"{where(row)}: keypoints: {int(empty.sum())} {role} persons have no "
-                    "keypoint; kept as poseval keeps them (the frame counts as having persons)",
-                    kind="persons_without_keypoints")
+        issues.warn(
+            f"{where(row)}: keypoints: {int(empty.sum())} {role} persons have no "
+            "keypoint; kept as poseval keeps them (the frame counts as having persons)",
+            kind="persons_without_keypoints",
+        )
 
 
 def check_pair(gt: Sequence, pred: Sequence, issues: Issues) -> None:
     """Rules between a GT file and its prediction file: same frames, in the same order."""
     if pred.n_frames != gt.n_frames:
-        issues.error(f"{pred.path}: images: {pred.n_frames} frames, but the GT file {gt.path} "
-                     f"has {gt.n_frames}; a prediction file lists the same images as its GT file")
+        issues.error(
+            f"{pred.path}: images: {pred.n_frames} frames, but the GT file {gt.path} "
+            f"has {gt.n_frames}; a prediction file lists the same images as its GT file"
+        )
         return
     differ = [i for i, (a, b) in enumerate(zip(gt.frame_names, pred.frame_names)) if a != b]
     if differ:
         i = differ[0]
-        issues.warn(f"{pred.path}: frame {pred.frame_names[i]}: file_name: differs from the GT "
-                    f"frame {gt.frame_names[i]} at the same position ({len(differ)} frames); "
-                    "frames are matched by position, as in poseval", kind="frame_names")  # fmt: skip
+        issues.warn(
+            f"{pred.path}: frame {pred.frame_names[i]}: file_name: differs from the GT "
+            f"frame {gt.frame_names[i]} at the same position ({len(differ)} frames); "
+            "frames are matched by position, as in poseval",
+            kind="frame_names",
+        )
 
 
 def check_tracking(gt: Sequence, kept_frames: int, issues: Issues) -> None:
@@ -210,6 +222,8 @@ def check_polygons(gt: Sequence, frames: np.ndarray, issues: Issues) -> None:
     for f in frames:
         for poly in gt.ignore.get(int(f), ()):
             if 0 < len(poly) < 3:
-                issues.error(f"{gt.path}: frame {gt.frame_names[f]}: ignore_regions_x: a polygon "
-                             f"with {len(poly)} points (at least 3 needed)")  # fmt: skip
+                issues.error(
+                    f"{gt.path}: frame {gt.frame_names[f]}: ignore_regions_x: a polygon "
+                    f"with {len(poly)} points (at least 3 needed)"
+                )
                 return

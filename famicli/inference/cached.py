@@ -81,8 +81,15 @@ class CachedPipeline:
         on_frame: called as ``on_frame(t, frame, poses)`` for every frame, in order.
     """
 
-    def __init__(self, estimator, boxes, tracker: GreedyTracker, cfg: PredictConfig, on_frame: Callable | None = None,
-                 timer: Timer | None = None):  # fmt: skip
+    def __init__(
+        self,
+        estimator,
+        boxes,
+        tracker: GreedyTracker,
+        cfg: PredictConfig,
+        on_frame: Callable | None = None,
+        timer: Timer | None = None,
+    ):
         window = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
         self.offsets, self.padding = tuple(window.offsets), window.padding
@@ -158,8 +165,18 @@ class CachedPipeline:
         for p in [p for p in self.dets if p < end - self.before]:  # the next chunk's supports need the rest
             del self.dets[p]
 
-    def _union_crops(self, start: int, end: int, n_known: int, crops: list, rows_t: list, rows_s: list,
-                     centers: list, scales: list, where: list) -> None:  # fmt: skip
+    def _union_crops(
+        self,
+        start: int,
+        end: int,
+        n_known: int,
+        crops: list,
+        rows_t: list,
+        rows_s: list,
+        centers: list,
+        scales: list,
+        where: list,
+    ) -> None:
         """``share="union"``: each track's key frames of the chunk in runs sharing one crop box
         (:meth:`_groups`); each frame a run's windows need is cropped once with it."""
         est = self.estimator
@@ -185,8 +202,18 @@ class CachedPipeline:
                 scales.append(scale)
                 where.append((k, i))
 
-    def _own_crops(self, start: int, end: int, n_known: int, crops: list, rows_t: list, rows_s: list,
-                   centers: list, scales: list, where: list) -> None:  # fmt: skip
+    def _own_crops(
+        self,
+        start: int,
+        end: int,
+        n_known: int,
+        crops: list,
+        rows_t: list,
+        rows_s: list,
+        centers: list,
+        scales: list,
+        where: list,
+    ) -> None:
         """``share="own"``: every (frame, box) is cropped once with that box. A key frame's crop is its
         own box's (exact mode's key crop); a supporting frame's is the same track's own crop there, or,
         where the track has no box in that frame, the frame cut with the key frame's box (exact mode's)."""
@@ -208,8 +235,12 @@ class CachedPipeline:
                 box = np.asarray(dets.boxes[i], dtype=float)
                 key_row, center, scale = crop(k, box)
                 rows_t.append(key_row)
-                rows_s.append([crop(p, self._track_box(p, int(tid), box))[0] for p in
-                               support_positions(k, n_known, self.offsets, self.padding)])  # fmt: skip
+                rows_s.append(
+                    [
+                        crop(p, self._track_box(p, int(tid), box))[0]
+                        for p in support_positions(k, n_known, self.offsets, self.padding)
+                    ]
+                )
                 centers.append(center)
                 scales.append(scale)
                 where.append((k, i))
@@ -246,8 +277,9 @@ class CachedPipeline:
     def _empty(self, k: int) -> FramePoses:
         dets, ids = self.dets[k]
         n, joints = len(dets), self.estimator.model.cfg.num_joints
-        return FramePoses(dets.boxes.reshape(-1, 4), dets.scores.reshape(-1), ids, np.zeros((n, joints, 3)),
-                          np.zeros((n, joints, 3)))  # fmt: skip
+        return FramePoses(
+            dets.boxes.reshape(-1, 4), dets.scores.reshape(-1), ids, np.zeros((n, joints, 3)), np.zeros((n, joints, 3))
+        )
 
 
 def _cat(parts: list):

@@ -17,14 +17,12 @@ A box source is called with ``(frame index, frame)`` and returns :class:`Detecti
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from famicli.errors import CheckpointError, ConfigError, InputError
+from famicli.errors import CheckpointError, ConfigError
 from famicli.formats.boxes import FILE_THRESHOLD, BoxFile, Detections, FileBoxes  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -68,8 +66,11 @@ class GroundTruthBoxes:
         people = self.by_frame.get(index, [])
         if not people:
             return Detections.empty()
-        return Detections(np.array([p.bbox for p in people], dtype=float), np.ones(len(people)),
-                          np.array([p.track_id for p in people], dtype=np.int64))  # fmt: skip
+        return Detections(
+            np.array([p.bbox for p in people], dtype=float),
+            np.ones(len(people)),
+            np.array([p.track_id for p in people], dtype=np.int64),
+        )
 
 
 class TorchvisionDetector:
@@ -128,14 +129,18 @@ def _load_weights(weights) -> dict:
             torch.hub.download_url_to_file(weights.url, str(file), progress=False)
         except Exception as exc:  # offline: URLError, socket errors, HTTP errors
             reason = " ".join(str(exc).split())[:120] or type(exc).__name__
-            raise CheckpointError(f"detector weights {file.name} are not in the torch hub cache and could not be "
-                                  f"downloaded ({reason}); download {weights.url} and put it at {file} (or set "
-                                  "TORCH_HOME), or pass --boxes FILE or --detector full-frame") from None  # fmt: skip
+            raise CheckpointError(
+                f"detector weights {file.name} are not in the torch hub cache and could not be "
+                f"downloaded ({reason}); download {weights.url} and put it at {file} (or set "
+                "TORCH_HOME), or pass --boxes FILE or --detector full-frame"
+            ) from None
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{file}: cannot read the detector weights ({type(exc).__name__}); delete it "
-                              f"and download {weights.url} again") from None  # fmt: skip
+        raise CheckpointError(
+            f"{file}: cannot read the detector weights ({type(exc).__name__}); delete it "
+            f"and download {weights.url} again"
+        ) from None
 
 
 def box_source(detector: str | None, boxes: str | Path | None, threshold: float | None, device):

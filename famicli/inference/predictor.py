@@ -88,11 +88,15 @@ class PredictConfig:
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
         if self.mode == "fast" and self.detect_every > 1:
-            raise ConfigError(f"detect_every {self.detect_every} needs mode exact: fast mode tracks the boxes before "
-                              "the poses, so boxes cannot follow the poses")  # fmt: skip
+            raise ConfigError(
+                f"detect_every {self.detect_every} needs mode exact: fast mode tracks the boxes before "
+                "the poses, so boxes cannot follow the poses"
+            )
         if self.detect_every > 1 and (self.boxes is not None or self.detector == "full-frame"):
-            raise ConfigError(f"detect_every {self.detect_every} needs a detector (--detector torchvision), "
-                              "not a boxes file or full-frame boxes")  # fmt: skip
+            raise ConfigError(
+                f"detect_every {self.detect_every} needs a detector (--detector torchvision), "
+                "not a boxes file or full-frame boxes"
+            )
 
 
 class PoseEstimator:
@@ -107,8 +111,15 @@ class PoseEstimator:
             (:func:`famicli.models.folded.optimize_for_inference`; same numbers to float rounding).
     """
 
-    def __init__(self, model, data_cfg: DataConfig, device: torch.device, dtype: torch.dtype, flip: bool = False,
-                 fast_path: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        data_cfg: DataConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        flip: bool = False,
+        fast_path: bool = False,
+    ):
         if dtype != torch.float32:  # autocast: bf16 / fp16 convolutions, the deformable ones in fp32 on CPU
             check_dtype(torch.device(device), next(k for k, v in DTYPES.items() if v == dtype))
         if fast_path:
@@ -123,12 +134,19 @@ class PoseEstimator:
         self.input_size, self.heatmap_size = model.cfg.input_size, model.cfg.heatmap_size
 
     @classmethod
-    def from_config(cls, model, cfg: PredictConfig, device: torch.device,
-                    data_cfg: DataConfig | None = None) -> PoseEstimator:  # fmt: skip
+    def from_config(
+        cls, model, cfg: PredictConfig, device: torch.device, data_cfg: DataConfig | None = None
+    ) -> PoseEstimator:
         """The estimator ``cfg`` asks for, on ``device``: its dtype and flip test, and in fast mode the
         fast path. ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training)."""
-        return cls(model.to(device), data_cfg or DataConfig(), device, resolve_dtype(cfg.dtype), cfg.flip,
-                   fast_path=cfg.mode == "fast")  # fmt: skip
+        return cls(
+            model.to(device),
+            data_cfg or DataConfig(),
+            device,
+            resolve_dtype(cfg.dtype),
+            cfg.flip,
+            fast_path=cfg.mode == "fast",
+        )
 
     def crop_box(self, box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """Centre (2,) and scale (2,) of the crop of ``box`` (x, y, w, h) in a ``width`` x ``height`` frame:
@@ -169,8 +187,9 @@ class PoseEstimator:
         return z
 
     @torch.no_grad()
-    def from_features(self, z_t: torch.Tensor, z_s: torch.Tensor, centers: np.ndarray,
-                      scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def from_features(
+        self, z_t: torch.Tensor, z_s: torch.Tensor, centers: np.ndarray, scales: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints of B key frames from :meth:`features` rows: ``z_t`` (B, C, h, w) of the key crops,
         ``z_s`` (B, S, C, h, w) of the supporting crops; centers, scales (B, 2) of the crops.
 
@@ -236,9 +255,18 @@ class PoseEstimator:
         return np.concatenate([xy, scores.numpy()[..., None]], axis=-1)  # (B, K, 2) + (B, K, 1) -> (B, K, 3)
 
 
-def predict_video(path, weights=None, cfg: PredictConfig | None = None, *, model=None, variant: str | None = None,
-                  out=None, render: bool = True, data_cfg: DataConfig | None = None,
-                  progress: Callable | None = None):  # fmt: skip
+def predict_video(
+    path,
+    weights=None,
+    cfg: PredictConfig | None = None,
+    *,
+    model=None,
+    variant: str | None = None,
+    out=None,
+    render: bool = True,
+    data_cfg: DataConfig | None = None,
+    progress: Callable | None = None,
+):
     """Every person's pose in every frame of a video, with track ids.
 
     >>> cfg = famicli.PredictConfig(boxes="clip_boxes.json", device="cpu")
@@ -307,23 +335,36 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
             writer.write(draw_poses(frame, poses.boxes, poses.track_ids, poses.keypoints))
 
     tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
-    frames, timings = run(source, boxes, estimator, tracker, cfg, on_frame=render if writer else None,
-                          progress=progress)  # fmt: skip
+    frames, timings = run(
+        source, boxes, estimator, tracker, cfg, on_frame=render if writer else None, progress=progress
+    )
     if writer is not None:
         t_close = time.perf_counter()
         writer.close()
         timings["seconds"]["render"] = round(timings["seconds"].get("render", 0) + time.perf_counter() - t_close, 4)
     own = getattr(boxes, "images", None)
-    images, image_ids = (own, boxes.image_ids) if own is not None and len(own) == len(frames) else (
-        video_images(name, len(frames)), None)  # fmt: skip
+    images, image_ids = (
+        (own, boxes.image_ids)
+        if own is not None and len(own) == len(frames)
+        else (video_images(name, len(frames)), None)
+    )
     overlay = None if writer is None else {"codec": writer.codec, "size": list(writer.size), "frames": writer.frames}
     model = estimator.model
-    record = provenance(torchvision=torchvision.__version__, av=av.__version__, video=source.info.to_dict(),
-                        weights=getattr(model, "checkpoint_info", None), model=model.cfg.to_dict(),
-                        data=dataclasses.asdict(estimator.cfg), options=dataclasses.asdict(cfg),
-                        boxes=boxes.description, device=str(estimator.device), dtype=cfg.dtype, overlay=overlay,
-                        inference=_inference_record(cfg, estimator.fast_path),
-                        timings=timings)  # fmt: skip
+    record = provenance(
+        torchvision=torchvision.__version__,
+        av=av.__version__,
+        video=source.info.to_dict(),
+        weights=getattr(model, "checkpoint_info", None),
+        model=model.cfg.to_dict(),
+        data=dataclasses.asdict(estimator.cfg),
+        options=dataclasses.asdict(cfg),
+        boxes=boxes.description,
+        device=str(estimator.device),
+        dtype=cfg.dtype,
+        overlay=overlay,
+        inference=_inference_record(cfg, estimator.fast_path),
+        timings=timings,
+    )
     return VideoPrediction(name, images, frames, record | _speed(timings, t0), image_ids)
 
 
@@ -352,8 +393,9 @@ def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress
                 stack.enter_context(atomic_path(out / files[kind])).write_text(json.dumps(doc) + "\n")
             rec = result.record
             rec["timings"]["seconds"]["write"] = round(time.perf_counter() - t_write, 4)
-            rec.update(outputs={k: str(out / v) for k, v in {**files, "run": "run.json"}.items()},
-                       **_speed(rec["timings"], t0))  # fmt: skip
+            rec.update(
+                outputs={k: str(out / v) for k, v in {**files, "run": "run.json"}.items()}, **_speed(rec["timings"], t0)
+            )
             run_json.write_text(json.dumps(rec, indent=2) + "\n")
     except BaseException:
         for p in created:  # deepest first: the folders this call made, when nothing is left in them

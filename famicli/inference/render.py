@@ -7,8 +7,18 @@ import numpy as np
 from famicli.keypoints import LIMBS
 
 # The colours tracks are drawn with (Tableau 10).
-TRACK_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-                 (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))  # fmt: skip
+TRACK_COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 
 
 def draw_poses(frame: np.ndarray, boxes, track_ids, poses, min_score: float = 0.2) -> np.ndarray:

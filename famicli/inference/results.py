@@ -49,8 +49,9 @@ def posetrack18_document(images: list[dict], annotations: Iterable[dict]) -> dic
     return {
         "images": images,
         "annotations": list(annotations),
-        "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(JOINT_NAMES),
-                        "skeleton": []}],  # fmt: skip
+        "categories": [
+            {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(JOINT_NAMES), "skeleton": []}
+        ],
     }
 
 
@@ -68,8 +69,10 @@ def annolist_document(frame_names: list[str], annotations: Iterable[dict], image
         rects = []
         for ann in by_image.get(iid, []):
             kp = np.asarray(ann["keypoints"], dtype=float).reshape(-1, 3)  # (51,) -> (17, 3)
-            points = [{"id": [pid], "x": [float(kp[col, 0])], "y": [float(kp[col, 1])],
-                       "score": [float(ann["scores"][col])]} for pid, col in enumerate(POSEVAL_COLUMNS)]  # fmt: skip
+            points = [
+                {"id": [pid], "x": [float(kp[col, 0])], "y": [float(kp[col, 1])], "score": [float(ann["scores"][col])]}
+                for pid, col in enumerate(POSEVAL_COLUMNS)
+            ]
             rects.append({"track_id": [ann["track_id"]], "score": [ann["score"]], "annopoints": [{"point": points}]})
         annolist.append({"image": [{"name": name}], "annorect": rects})
     return {"annolist": annolist}
@@ -86,8 +89,17 @@ def video_images(name: str, n_frames: int, split: str = "val") -> list[dict]:
 
     m = SEQUENCE_NAME.match(name)
     seq = int(m.group(1)) if m else 0
-    return [{"id": image_id(seq, t), "file_name": f"images/{split}/{name}/{t:06d}.jpg", "frame_id": image_id(seq, t),
-             "vid_id": f"{seq:06d}", "nframes": n_frames, "is_labeled": True} for t in range(n_frames)]  # fmt: skip
+    return [
+        {
+            "id": image_id(seq, t),
+            "file_name": f"images/{split}/{name}/{t:06d}.jpg",
+            "frame_id": image_id(seq, t),
+            "vid_id": f"{seq:06d}",
+            "nframes": n_frames,
+            "is_labeled": True,
+        }
+        for t in range(n_frames)
+    ]
 
 
 def coco_results(annotations: Iterable[dict]) -> list[dict]:
@@ -100,8 +112,13 @@ def coco_results(annotations: Iterable[dict]) -> list[dict]:
     for ann in annotations:
         kp = np.asarray(ann["keypoints"], dtype=float).reshape(-1, 3)  # (51,) -> (17, 3)
         kp[:, 2] = ann["scores"]
-        res = {"image_id": ann["image_id"], "category_id": 1, "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-               "score": ann["score"], "track_id": ann["track_id"]}  # fmt: skip
+        res = {
+            "image_id": ann["image_id"],
+            "category_id": 1,
+            "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
+            "score": ann["score"],
+            "track_id": ann["track_id"],
+        }
         if "bbox" in ann:
             res["bbox"] = ann["bbox"]
         out.append(res)

@@ -79,8 +79,15 @@ class Pipeline:
             boxes around the previous frame's poses).
     """
 
-    def __init__(self, estimator, boxes, tracker: GreedyTracker, cfg: PredictConfig, on_frame: Callable | None = None,
-                 timer: Timer | None = None):  # fmt: skip
+    def __init__(
+        self,
+        estimator,
+        boxes,
+        tracker: GreedyTracker,
+        cfg: PredictConfig,
+        on_frame: Callable | None = None,
+        timer: Timer | None = None,
+    ):
         window = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
         self.offsets, self.padding = tuple(window.offsets), window.padding
@@ -176,8 +183,9 @@ class Pipeline:
             start += n
             with self.timer("track"):
                 ids = job.dets.track_ids if job.dets.track_ids is not None else self.tracker.update(job.dets.boxes, kp)
-            poses = FramePoses(job.dets.boxes.reshape(-1, 4), job.dets.scores.reshape(-1), np.asarray(ids, np.int64),
-                               kp, bb)  # fmt: skip
+            poses = FramePoses(
+                job.dets.boxes.reshape(-1, 4), job.dets.scores.reshape(-1), np.asarray(ids, np.int64), kp, bb
+            )
             self.results.append(poses)
             if self.on_frame is not None:
                 self.on_frame(job.key, self.frames.get(job.key), poses)
@@ -191,9 +199,17 @@ class Pipeline:
             del self.frames[p]
 
 
-def run(source, boxes, estimator, tracker: GreedyTracker, cfg: PredictConfig | None = None, *,
-        on_frame: Callable | None = None, progress: Callable | None = None,
-        skip_unneeded: bool = False) -> tuple[list[FramePoses], dict]:  # fmt: skip
+def run(
+    source,
+    boxes,
+    estimator,
+    tracker: GreedyTracker,
+    cfg: PredictConfig | None = None,
+    *,
+    on_frame: Callable | None = None,
+    progress: Callable | None = None,
+    skip_unneeded: bool = False,
+) -> tuple[list[FramePoses], dict]:
     """Stream ``source`` (a :class:`famicli.data.video.VideoSource`) through the pipeline of ``cfg.mode``.
 
     Args:
@@ -247,5 +263,3 @@ def run(source, boxes, estimator, tracker: GreedyTracker, cfg: PredictConfig | N
     if cfg.mode == "fast":
         record.update(key_frames=pipe.key_frames, backbone_crops=pipe.backbone_crops)
     return results, record
-
-

@@ -61,8 +61,9 @@ class GreedyTracker:
 
     def __init__(self, threshold: float = 0.3, max_age: int = 30, oks_weight: float = 0.5, min_score: float = 0.2):
         if not 0 <= threshold <= 1 or max_age < 0 or not 0 <= oks_weight <= 1:
-            raise ConfigError(f"tracker: threshold {threshold} and oks_weight {oks_weight} must be in [0, 1], "
-                              f"max_age {max_age} >= 0")  # fmt: skip
+            raise ConfigError(
+                f"tracker: threshold {threshold} and oks_weight {oks_weight} must be in [0, 1], max_age {max_age} >= 0"
+            )
         self.threshold, self.max_age, self.oks_weight, self.min_score = threshold, max_age, oks_weight, min_score
         self.tracks: list[_Track] = []
         self.next_id = 0

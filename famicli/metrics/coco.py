@@ -52,18 +52,34 @@ def coco_datasets(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, lis
             images.append({"id": image_id, "file_name": gt.frame_names[f]})
         for r in np.flatnonzero(ids[gt.frame] >= 0):
             kp = _keypoints(gt, r, visible=2)
-            anns.append({
-                "id": len(anns) + 1, "image_id": int(ids[gt.frame[r]]), "category_id": 1,
-                "keypoints": kp, "num_keypoints": int(gt.present[r].sum()), "iscrowd": 0,
-                "area": _area(gt, r), "bbox": _bbox(gt, r),
-            })  # fmt: skip
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": int(ids[gt.frame[r]]),
+                    "category_id": 1,
+                    "keypoints": kp,
+                    "num_keypoints": int(gt.present[r].sum()),
+                    "iscrowd": 0,
+                    "area": _area(gt, r),
+                    "bbox": _bbox(gt, r),
+                }
+            )
         if pr.n_frames != gt.n_frames:
             continue
         for r in np.flatnonzero(ids[pr.frame] >= 0):
-            results.append({"image_id": int(ids[pr.frame[r]]), "category_id": 1,
-                            "keypoints": _keypoints(pr, r, visible=1), "score": _score(pr, r)})
-    dataset = {"images": images, "annotations": anns,
-               "categories": [{"id": 1, "name": "person", "keypoints": list(JOINT_NAMES)}]}
+            results.append(
+                {
+                    "image_id": int(ids[pr.frame[r]]),
+                    "category_id": 1,
+                    "keypoints": _keypoints(pr, r, visible=1),
+                    "score": _score(pr, r),
+                }
+            )
+    dataset = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "person", "keypoints": list(JOINT_NAMES)}],
+    }
     return dataset, results
 
 
@@ -109,8 +125,9 @@ def coco_keypoint_ap(gts: list[Sequence], preds: list[Sequence]) -> dict:
     if len(g["image"]) and len(d["image"]):
         out = {k: (float(v) * 100 if v >= 0 else None) for k, v in zip(STATS, _evaluate(g, d))}
     out["sigmas"] = dict(zip(JOINT_NAMES, OKS_SIGMAS))
-    out["note"] = ("pycocotools COCOeval (OKS) with COCO's 17 sigmas; PoseTrack ears are never "
-                   "annotated; values in percent")  # fmt: skip
+    out["note"] = (
+        "pycocotools COCOeval (OKS) with COCO's 17 sigmas; PoseTrack ears are never annotated; values in percent"
+    )
     out["images"] = n_images
     out["gt_persons"] = len(g["image"])
     out["pred_persons"] = len(d["image"])
@@ -147,8 +164,7 @@ def _persons(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, dict, in
         g_parts.append((ids[gt.frame[rows]], gt.kp[rows], gt.present[rows], gt.bbox[rows]))
         if pr.n_frames == gt.n_frames:
             rows = np.flatnonzero(ids[pr.frame] >= 0)
-            d_parts.append((ids[pr.frame[rows]], pr.kp[rows], pr.present[rows],
-                            pr.scores[rows], pr.person_score[rows]))  # fmt: skip
+            d_parts.append((ids[pr.frame[rows]], pr.kp[rows], pr.present[rows], pr.scores[rows], pr.person_score[rows]))
     if not g_parts:
         return {"image": np.zeros(0, int)}, {"image": np.zeros(0, int)}, 0
     image, kp, present, bbox = (np.concatenate(p) for p in zip(*g_parts))
@@ -157,8 +173,7 @@ def _persons(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, dict, in
     x0, x1, y0, y1 = extent = _extent(x, y, present)
     box = np.where(present.any(0), np.stack([x0, y0, x1 - x0, y1 - y0]), 0.0)  # (4, G)
     box = np.where(np.isfinite(bbox).all(1), bbox.T, box)
-    g = {"image": image, "x": x, "y": y, "present": present, "box": box, "area": box[2] * box[3],
-         "extent": extent}
+    g = {"image": image, "x": x, "y": y, "present": present, "box": box, "area": box[2] * box[3], "extent": extent}
     if not d_parts:
         return g, {"image": np.zeros(0, int)}, n_images
     image, kp, present, scores, pscore = (np.concatenate(p) for p in zip(*d_parts))
@@ -169,8 +184,14 @@ def _persons(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, dict, in
     n = given.sum(0)
     mean = _pairwise_sum(_gather(scores[todo].T, _compact_src(given)), n) / np.maximum(n, 1)
     score[todo] = np.where(n > 0, mean, 0.0)
-    d = {"image": image, "x": x, "y": y, "area": (x.max(0) - x.min(0)) * (y.max(0) - y.min(0)),
-         "score": score, "extent": _extent(x, y, present)}
+    d = {
+        "image": image,
+        "x": x,
+        "y": y,
+        "area": (x.max(0) - x.min(0)) * (y.max(0) - y.min(0)),
+        "score": score,
+        "extent": _extent(x, y, present),
+    }
     return g, d, n_images
 
 
@@ -182,8 +203,12 @@ def _coordinates(kp: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _extent(x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, ...]:
     """x0, x1, y0, y1 (N,) of the kept points of (K, N) x, y; inf/-inf where none is kept."""
-    return (np.where(keep, x, np.inf).min(0), np.where(keep, x, -np.inf).max(0),
-            np.where(keep, y, np.inf).min(0), np.where(keep, y, -np.inf).max(0))  # fmt: skip
+    return (
+        np.where(keep, x, np.inf).min(0),
+        np.where(keep, x, -np.inf).max(0),
+        np.where(keep, y, np.inf).min(0),
+        np.where(keep, y, -np.inf).max(0),
+    )
 
 
 def _compact_src(keep: np.ndarray) -> np.ndarray:
@@ -284,7 +309,7 @@ def _candidates(g: dict, d: dict, det: np.ndarray) -> tuple[np.ndarray, np.ndarr
     lowest = min(IOU_THRS[0], 1 - 1e-10)
     parts = []
     for s in range(0, len(pd), _CHUNK):
-        i, j = det[pd[s:s + _CHUNK]], pg[s:s + _CHUNK]
+        i, j = det[pd[s : s + _CHUNK]], pg[s : s + _CHUNK]
         terms = _oks_terms(g, d, i, j, k1[j] == 0)  # (K, P)
         rough = np.where(used[:, j], terms, 0.0).sum(0) / n[j]  # within 1e-14 of the OKS
         near = np.flatnonzero(rough >= lowest - 1e-9)

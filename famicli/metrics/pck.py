@@ -32,8 +32,15 @@ from famicli.errors import InputError
 
 # 0 neck, 1 belly, 2 head, 3/4 r/l shoulder, 5/6 r/l hip, 7/8 r/l elbow, 9/10 r/l knee,
 # 11/12 r/l wrist, 13/14 r/l ankle
-JHMDB_GROUPS = {"Head": [2], "Sho": [3, 4], "Elb": [7, 8], "Wri": [11, 12], "Hip": [5, 6],
-                "Knee": [9, 10], "Ank": [13, 14]}  # fmt: skip
+JHMDB_GROUPS = {
+    "Head": [2],
+    "Sho": [3, 4],
+    "Elb": [7, 8],
+    "Wri": [11, 12],
+    "Hip": [5, 6],
+    "Knee": [9, 10],
+    "Ank": [13, 14],
+}
 SCORED = sorted(j for idx in JHMDB_GROUPS.values() for j in idx)
 THRESHOLD = 0.2
 _SPLIT = re.compile(r"^(?P<action>.+)_test_split(?P<k>[123])\.txt$")
@@ -56,8 +63,7 @@ def read_splits(gt: Path) -> dict[int, list[tuple[str, str]]]:
                 video = parts[0].rsplit(".", 1)[0] if parts[0].endswith(".avi") else parts[0]
                 splits.setdefault(int(m["k"]), []).append((m["action"], video))
     if not splits:
-        raise InputError(f"{gt}: no <action>_test_split<1|2|3>.txt split files found "
-                         "(Sub-JHMDB's splits/ folder)")  # fmt: skip
+        raise InputError(f"{gt}: no <action>_test_split<1|2|3>.txt split files found (Sub-JHMDB's splits/ folder)")
     return dict(sorted(splits.items()))
 
 
@@ -93,12 +99,15 @@ def load_pred(pred: Path, action: str, video: str) -> np.ndarray:
         if kp.ndim != 3 or kp.shape[1:] != (15, 2):
             raise InputError(f"{js}: keypoints: shape {kp.shape}, expected (T, 15, 2)")
         return kp
-    for mat in (pred / action / video / "joint_positions.mat",
-                pred / "joint_positions" / action / video / "joint_positions.mat"):  # fmt: skip
+    for mat in (
+        pred / action / video / "joint_positions.mat",
+        pred / "joint_positions" / action / video / "joint_positions.mat",
+    ):
         if mat.is_file():
             return _load_mat(mat)
-    raise InputError(f"{js}: file: missing prediction for test video {action}/{video} "
-                     f"(or {action}/{video}/joint_positions.mat)")  # fmt: skip
+    raise InputError(
+        f"{js}: file: missing prediction for test video {action}/{video} (or {action}/{video}/joint_positions.mat)"
+    )
 
 
 def correct_joints(gt: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -127,27 +136,29 @@ def jhmdb_pck(gt: Path, pred: Path) -> dict:
             g = load_gt(gt, action, video)
             p = load_pred(src, action, video)
             if len(p) != len(g):
-                raise InputError(f"{src / action / video}: frames: {len(p)} predicted, GT has "
-                                 f"{len(g)}")  # fmt: skip
+                raise InputError(f"{src / action / video}: frames: {len(p)} predicted, GT has {len(g)}")
             if not np.isfinite(p).all():
                 t, j = np.argwhere(~np.isfinite(p).all(-1))[0]
-                raise InputError(f"{src / action / video}: frame {t + 1}: keypoints: joint {j} "
-                                 "is not finite")  # fmt: skip
+                raise InputError(f"{src / action / video}: frame {t + 1}: keypoints: joint {j} is not finite")
             for norm, ok in correct_joints(g, p).items():
                 hits[norm].append(ok)
             videos.add((action, video))
             frames += len(g)
         per_split[str(k)] = {n: _row(np.concatenate(h).mean(0)) for n, h in hits.items()}
-    avg = {n: {c: float(np.mean([s[n][c] for s in per_split.values()]))
-               for c in next(iter(per_split.values()))[n]} for n in ("box", "torso")}  # fmt: skip
+    avg = {
+        n: {c: float(np.mean([s[n][c] for s in per_split.values()])) for c in next(iter(per_split.values()))[n]}
+        for n in ("box", "torso")
+    }
     return {
         "box": avg["box"],
         "torso": avg["torso"],
         "per_split": per_split,
         "splits": [int(k) for k in per_split],
         "threshold": THRESHOLD,
-        "normalization": {"box": "max(width, height) of the tight box around the GT joints",
-                          "torso": "distance between GT left shoulder and right hip"},
+        "normalization": {
+            "box": "max(width, height) of the tight box around the GT joints",
+            "torso": "distance between GT left shoulder and right hip",
+        },
         "test_videos": len(videos),
         "frames": frames,
     }
@@ -159,7 +170,15 @@ def evaluate_jhmdb(gt: Path, pred: Path):
     from famicli.metrics.scoring import EvalResult
 
     pck = jhmdb_pck(gt, pred)
-    return EvalResult(dataset="jhmdb", pck=pck, provenance={
-        "famipose": __version__, "dataset": "jhmdb", "gt": {"path": str(gt)},
-        "pred": {"path": str(pred)}, "test_videos": pck["test_videos"], "frames": pck["frames"],
-    })  # fmt: skip
+    return EvalResult(
+        dataset="jhmdb",
+        pck=pck,
+        provenance={
+            "famipose": __version__,
+            "dataset": "jhmdb",
+            "gt": {"path": str(gt)},
+            "pred": {"path": str(pred)},
+            "test_videos": pck["test_videos"],
+            "frames": pck["frames"],
+        },
+    )

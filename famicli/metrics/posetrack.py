@@ -27,8 +27,15 @@ from famicli.metrics.tracking import TrackerInput, accumulate, accumulate_motmet
 N_JOINTS = 15
 DIST_THRESH = 0.5
 # table columns -> poseval joint indices (Head = head_top, neck, nose)
-GROUPS = {"Head": [14, 12, 13], "Shou": [8, 9], "Elb": [7, 10], "Wri": [6, 11],
-          "Hip": [2, 3], "Knee": [1, 4], "Ankl": [0, 5]}  # fmt: skip
+GROUPS = {
+    "Head": [14, 12, 13],
+    "Shou": [8, 9],
+    "Elb": [7, 10],
+    "Wri": [6, 11],
+    "Hip": [2, 3],
+    "Knee": [1, 4],
+    "Ankl": [0, 5],
+}
 
 
 @dataclass
@@ -43,8 +50,7 @@ class Persons:
     head: np.ndarray  # (N,) head size (GT)
 
     def take(self, keep: np.ndarray) -> Persons:
-        return Persons(*(a[keep] for a in (self.frame, self.track, self.xy, self.present,
-                                           self.score, self.head)))  # fmt: skip
+        return Persons(*(a[keep] for a in (self.frame, self.track, self.xy, self.present, self.score, self.head)))
 
 
 @dataclass
@@ -67,13 +73,20 @@ def _persons(seq: Sequence, lut: np.ndarray, offset: int) -> Persons:
     cols = JOINT_COLUMNS
     box = seq.head[keep]
     head = 0.6 * np.sqrt((box[:, 2] - box[:, 0]) ** 2 + (box[:, 3] - box[:, 1]) ** 2)
-    return Persons(g[keep] + offset, seq.track[keep], seq.kp[keep][:, cols, :2],
-                   seq.present[keep][:, cols], seq.scores[keep][:, cols], head)  # fmt: skip
+    return Persons(
+        g[keep] + offset,
+        seq.track[keep],
+        seq.kp[keep][:, cols, :2],
+        seq.present[keep][:, cols],
+        seq.scores[keep][:, cols],
+        head,
+    )
 
 
 def _concat(parts: list[Persons]) -> Persons:
-    return Persons(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                     ("frame", "track", "xy", "present", "score", "head")))  # fmt: skip
+    return Persons(
+        *(np.concatenate([getattr(p, k) for p in parts]) for k in ("frame", "track", "xy", "present", "score", "head"))
+    )
 
 
 def scored_frames(gt: Sequence) -> np.ndarray:
@@ -245,7 +258,8 @@ def order_sensitive_ties(fr: Frames, m: Matching) -> int:
         s, lab, seq = pr.score[rows[o], j], m.label[rows[o], j], fr.seq[pr.frame[rows[o]]]
         start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
         mixed = (np.maximum.reduceat(lab, start) != np.minimum.reduceat(lab, start)) & (
-            np.maximum.reduceat(seq, start) != np.minimum.reduceat(seq, start))
+            np.maximum.reduceat(seq, start) != np.minimum.reduceat(seq, start)
+        )
         n += int(mixed.sum())
     return n
 
@@ -295,10 +309,12 @@ def tracker_input(fr: Frames, m: Matching, n_seqs: int) -> TrackerInput:
 
     o_step, o_id, o_row, g_rank = members(fr.gt)
     h_step, h_id, h_col, p_rank = members(fr.pred)
-    o_step, o_id, o_row = _sorted(np.r_[o_step, q_steps], np.r_[o_id, np.zeros(len(q_steps), int)],
-                                  np.r_[o_row, np.zeros(len(q_steps), int)])  # fmt: skip
-    h_step, h_id, h_col = _sorted(np.r_[h_step, q_steps], np.r_[h_id, np.zeros(len(q_steps), int)],
-                                  np.r_[h_col, np.zeros(len(q_steps), int)])  # fmt: skip
+    o_step, o_id, o_row = _sorted(
+        np.r_[o_step, q_steps], np.r_[o_id, np.zeros(len(q_steps), int)], np.r_[o_row, np.zeros(len(q_steps), int)]
+    )
+    h_step, h_id, h_col = _sorted(
+        np.r_[h_step, q_steps], np.r_[h_id, np.zeros(len(q_steps), int)], np.r_[h_col, np.zeros(len(q_steps), int)]
+    )
     pair_frame = fr.gt.frame[m.pair_gt]
     pp, jj = np.nonzero(m.match & fed[pair_frame][:, None])
     pg, ppred = m.pair_gt[pp], m.pair_pred[pp]
@@ -306,9 +322,19 @@ def tracker_input(fr: Frames, m: Matching, n_seqs: int) -> TrackerInput:
     prow, pcol = g_rank[pg, jj], p_rank[ppred, jj]
     key = (pstep * (prow.max(initial=0) + 1) + prow) * (pcol.max(initial=0) + 1) + pcol
     o = np.argsort(key)
-    return TrackerInput(n_seqs * N_JOINTS, step_chain, step_t, o_step, o_id.astype(np.int64),
-                        h_step, h_id.astype(np.int64), pstep[o], prow[o], pcol[o],
-                        m.dist[pp, jj][o])  # fmt: skip
+    return TrackerInput(
+        n_seqs * N_JOINTS,
+        step_chain,
+        step_t,
+        o_step,
+        o_id.astype(np.int64),
+        h_step,
+        h_id.astype(np.int64),
+        pstep[o],
+        prow[o],
+        pcol[o],
+        m.dist[pp, jj][o],
+    )
 
 
 def _sorted(step, ids, row):

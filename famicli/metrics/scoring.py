@@ -25,9 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from famicli.errors import ConfigError, InputError
-from famicli.metrics import posetrack as pt
 from famicli.formats.posetrack import Sequence, read_sequence
-from famicli.keypoints import POSEVAL_JOINTS
 from famicli.formats.validate import (
     Issues,
     check_files,
@@ -36,12 +34,17 @@ from famicli.formats.validate import (
     check_sequence,
     check_tracking,
 )
+from famicli.keypoints import POSEVAL_JOINTS
+from famicli.metrics import posetrack as pt
 
 log = logging.getLogger(__name__)
 DATASETS = ("posetrack18", "posetrack17", "jhmdb")
 TRACKERS = ("famipose", "motmetrics")  # MOT accumulators: famipose's vectorised ones, or motmetrics'
-KNOWN_RELEASES = {170: "PoseTrack18 val (170 sequences)", 74: "PoseTrack18 early val release "
-                  "(74 sequences)", 50: "PoseTrack17 val (50 sequences)"}  # fmt: skip
+KNOWN_RELEASES = {
+    170: "PoseTrack18 val (170 sequences)",
+    74: "PoseTrack18 early val release (74 sequences)",
+    50: "PoseTrack17 val (50 sequences)",
+}
 
 
 @dataclass
@@ -63,10 +66,12 @@ class EvalResult:
         """The last four columns of poseval's MOT table."""
         if not self.per_joint:
             return None
-        return {"MOTA": self.per_joint["mota_per_joint"]["total"],
-                "MOTP": self.per_joint["motp_per_joint"]["total"],
-                "Prec": self.per_joint["mot_precision_per_joint"]["total"],
-                "Rec": self.per_joint["mot_recall_per_joint"]["total"]}  # fmt: skip
+        return {
+            "MOTA": self.per_joint["mota_per_joint"]["total"],
+            "MOTP": self.per_joint["motp_per_joint"]["total"],
+            "Prec": self.per_joint["mot_precision_per_joint"]["total"],
+            "Rec": self.per_joint["mot_recall_per_joint"]["total"],
+        }
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (NaN becomes None)."""
@@ -140,10 +145,12 @@ def evaluate(
     timings["ap_s"] = time.perf_counter() - t1
     ties = pt.order_sensitive_ties(frames, matching) if order == "listdir" else 0
     if ties:
-        issues.warn(f"AP depends on the order of the sequences: {ties} groups of tied keypoint "
-                    "scores span sequences (poseval sorts with numpy's unstable argsort); scored "
-                    "in directory order as poseval does; --order sorted (order='sorted') gives "
-                    "a result that does not depend on the file system")  # fmt: skip
+        issues.warn(
+            f"AP depends on the order of the sequences: {ties} groups of tied keypoint "
+            "scores span sequences (poseval sorts with numpy's unstable argsort); scored "
+            "in directory order as poseval does; --order sorted (order='sorted') gives "
+            "a result that does not depend on the file system"
+        )
     note("tracking (MOT)")
     t2 = time.perf_counter()
     counts = pt.track_counts(frames, matching, len(gts), tracker)
@@ -197,8 +204,9 @@ def list_sequences(folder: Path, order: str | list[str] = "listdir") -> list[Pat
     unknown = [n for n in order if n not in by_name]
     if unknown or len(set(order)) != len(order) or set(order) != set(by_name):
         missing = sorted(set(by_name) - set(order))
-        raise InputError(f"{folder}: order: must name each .json file once (unknown: "
-                         f"{unknown[:3]}, missing: {missing[:3]})")  # fmt: skip
+        raise InputError(
+            f"{folder}: order: must name each .json file once (unknown: {unknown[:3]}, missing: {missing[:3]})"
+        )
     return [by_name[n] for n in order]
 
 
@@ -295,8 +303,7 @@ def _per_sequence(gts, frames, matching, counts) -> dict:
     out = {}
     for s, g in enumerate(gts):
         in_seq = frames.seq == s
-        ap = pt.average_precision(frames, matching, in_seq[frames.pred.frame],
-                                  in_seq[frames.gt.frame])  # fmt: skip
+        ap = pt.average_precision(frames, matching, in_seq[frames.pred.frame], in_seq[frames.gt.frame])
         out[g.name] = {
             "ap": pt.table(ap["ap"]),
             "mota": pt.table(mot["mota"][s]),
@@ -327,8 +334,11 @@ def _provenance(dataset, gt, pred, gts, preds, frames, tracker, strict) -> dict:
         "dataset": dataset,
         "release": KNOWN_RELEASES.get(n),  # None: not the size of a known release
         "gt": {"path": str(gt), "files": n, "sha256": folder_digest(gts)},
-        "pred": {"path": str(pred), "files": sum(p.sha256 != "" for p in preds),
-                 "sha256": folder_digest([p for p in preds if p.sha256])},  # fmt: skip
+        "pred": {
+            "path": str(pred),
+            "files": sum(p.sha256 != "" for p in preds),
+            "sha256": folder_digest([p for p in preds if p.sha256]),
+        },
         "sequences": n,
         "frames": int(sum(g.n_frames for g in gts)),
         "scored_frames": int(frames.n),

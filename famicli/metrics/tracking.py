@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COUNTS = ("num_misses", "num_switches", "num_false_positives", "num_objects", "num_detections",
-          "sum_d")  # fmt: skip
+COUNTS = ("num_misses", "num_switches", "num_false_positives", "num_objects", "num_detections", "sum_d")
 
 
 @dataclass
@@ -54,23 +53,33 @@ class TrackerInput:
     @classmethod
     def from_updates(cls, chains: list[list[tuple]]) -> TrackerInput:
         """Build from plain ``update`` arguments: ``chains[c] = [(oids, hids, dists), ...]``."""
-        cols: dict[str, list] = {k: [] for k in ("sc", "st", "os", "oi", "hs", "hi", "ps", "pr",
-                                                   "pc", "pd")}  # fmt: skip
+        cols: dict[str, list] = {k: [] for k in ("sc", "st", "os", "oi", "hs", "hi", "ps", "pr", "pc", "pd")}
         s = 0
         for c, frames in enumerate(chains):
             for t, (oids, hids, dists) in enumerate(frames):
                 d = np.asarray(dists, dtype=float).reshape(len(oids), len(hids))
                 r, k = np.nonzero(np.isfinite(d))
-                for key, values in (("sc", [c]), ("st", [t]), ("os", [s] * len(oids)),
-                                    ("oi", oids), ("hs", [s] * len(hids)), ("hi", hids),
-                                    ("ps", [s] * len(r)), ("pr", r), ("pc", k),
-                                    ("pd", d[r, k])):  # fmt: skip
+                for key, values in (
+                    ("sc", [c]),
+                    ("st", [t]),
+                    ("os", [s] * len(oids)),
+                    ("oi", oids),
+                    ("hs", [s] * len(hids)),
+                    ("hi", hids),
+                    ("ps", [s] * len(r)),
+                    ("pr", r),
+                    ("pc", k),
+                    ("pd", d[r, k]),
+                ):
                     cols[key].extend(values)
                 s += 1
-        a = {k: np.asarray(v, dtype=float if k == "pd" else np.int64 if k in ("oi", "hi")
-                           else np.intp) for k, v in cols.items()}  # fmt: skip
-        return cls(len(chains), a["sc"], a["st"], a["os"], a["oi"], a["hs"], a["hi"], a["ps"],
-                   a["pr"], a["pc"], a["pd"])
+        a = {
+            k: np.asarray(v, dtype=float if k == "pd" else np.int64 if k in ("oi", "hi") else np.intp)
+            for k, v in cols.items()
+        }
+        return cls(
+            len(chains), a["sc"], a["st"], a["os"], a["oi"], a["hs"], a["hi"], a["ps"], a["pr"], a["pc"], a["pd"]
+        )
 
 
 def _starts(sorted_keys: np.ndarray, n: int) -> np.ndarray:

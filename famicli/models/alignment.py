@@ -114,9 +114,7 @@ class LocalCalibration(nn.Module):
             ConvBNReLU(width, 2 * taps, dilation=dilation, bn=False, relu=False) for _ in range(4)
         )
         self.masks = nn.ModuleList(ConvBNReLU(width, taps, dilation=dilation, bn=False, relu=False) for _ in range(4))
-        self.dcns = nn.ModuleList(
-            DeformConv2d(width, width, 3, padding=dilation, dilation=dilation) for _ in range(4)
-        )
+        self.dcns = nn.ModuleList(DeformConv2d(width, width, 3, padding=dilation, dilation=dilation) for _ in range(4))
 
     def forward(self, key: torch.Tensor, fused_support: torch.Tensor):
         """

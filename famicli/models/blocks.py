@@ -62,9 +62,7 @@ class Bottleneck(nn.Module):
 
 def conv1x1_bn(in_ch: int, out_ch: int) -> nn.Sequential:
     """The projection shortcut (conv1x1 without bias -> BN) used as ``downsample``."""
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM)
-    )
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM))
 
 
 class ChainOfBasicBlocks(nn.Module):

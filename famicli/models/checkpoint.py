@@ -183,7 +183,7 @@ def _unwrap(path: Path, obj: dict) -> dict[str, torch.Tensor]:
             break
     _check_tensors(obj, path)
     if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
 
 
@@ -192,9 +192,7 @@ def _check_tensors(state: dict, path: Path) -> None:
         raise CheckpointError(f"{path}: not a state dict: it is empty")
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise CheckpointError(
-                f"{path}: not a state dict: entry {key!r} is a {type(value).__name__}, not a tensor"
-            )
+            raise CheckpointError(f"{path}: not a state dict: entry {key!r} is a {type(value).__name__}, not a tensor")
 
 
 def to_famipose_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -205,7 +203,7 @@ def to_famipose_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             m = pattern.match(key)
             if m:
                 new = repl.format(int(m.group(1)) - 1) if m.groups() else repl
-                key = new + key[m.end():]
+                key = new + key[m.end() :]
                 break
         out[key] = value
     return out
@@ -214,7 +212,7 @@ def to_famipose_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _backbone_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """The pose-HRNet part of a backbone checkpoint, keys relative to the HRNet."""
     for prefix in _BACKBONE_PREFIXES:
-        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if part:
             ignored = len(state) - len(part)
             if ignored:
@@ -252,9 +250,7 @@ def infer_config(state: dict[str, torch.Tensor], path: str | Path = "checkpoint"
         raise CheckpointError(f"{path}: missing backbone key {exc.args[0]!r}") from None
     presets = [v for v in VARIANTS.values() if v.width == widths[0]]
     if not presets:
-        raise CheckpointError(
-            f"{path}: no preset has backbone width {widths[0]}; pass variant= with a ModelConfig"
-        )
+        raise CheckpointError(f"{path}: no preset has backbone width {widths[0]}; pass variant= with a ModelConfig")
     base = presets[0]
     fields = {"hrnet": hrnet, "num_joints": num_joints, "variant": f"{base.variant}-checkpoint"}
     if "feat_global_offset_layers.7.weight" in state:

@@ -102,9 +102,7 @@ class FamiPose(nn.Module):
         if key.ndim != 4 or tuple(key.shape[1:]) != (3, h, w):
             raise InputError(f"key: expected shape (B, 3, {h}, {w}), got {tuple(key.shape)}")
         if support.ndim != 5 or tuple(support.shape[1:]) != (s, 3, h, w) or support.shape[0] != key.shape[0]:
-            raise InputError(
-                f"support: expected shape ({key.shape[0]}, {s}, 3, {h}, {w}), got {tuple(support.shape)}"
-            )
+            raise InputError(f"support: expected shape ({key.shape[0]}, {s}, 3, {h}, {w}), got {tuple(support.shape)}")
         return key.shape[0], s
 
     def freeze_backbone(self, frozen: bool = True) -> FamiPose:

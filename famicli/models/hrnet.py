@@ -25,9 +25,7 @@ class HighResolutionModule(nn.Module):
     def __init__(self, widths: list[int], num_blocks: int, multi_scale_output: bool):
         super().__init__()
         self.num_branches = len(widths)
-        self.branches = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(w, w) for _ in range(num_blocks))) for w in widths
-        )
+        self.branches = nn.ModuleList(nn.Sequential(*(BasicBlock(w, w) for _ in range(num_blocks))) for w in widths)
         self.fuse_layers = nn.ModuleList()
         if self.num_branches > 1:
             for i in range(self.num_branches if multi_scale_output else 1):

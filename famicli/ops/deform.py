@@ -74,15 +74,18 @@ def deform_conv2d(
 def _geometry(input, offset, weight, mask, stride, padding, dilation) -> tuple:
     """Check the shapes the way torchvision does; return the sizes the kernel needs."""
     if input.dim() != 4 or offset.dim() != 4 or weight.dim() != 4:
-        raise ValueError(f"expected 4-D input, offset and weight, got {input.dim()}-D, {offset.dim()}-D "
-                         f"and {weight.dim()}-D")  # fmt: skip
+        raise ValueError(
+            f"expected 4-D input, offset and weight, got {input.dim()}-D, {offset.dim()}-D and {weight.dim()}-D"
+        )
     b, c, h, w = input.shape
     c_out, c_per_group, kh, kw = weight.shape
     if c_per_group == 0 or c % c_per_group or c_out % (c // c_per_group):
         raise ValueError(f"weight {tuple(weight.shape)} does not fit {c} input channels")
     if offset.shape[1] == 0 or offset.shape[1] % (2 * kh * kw) or c % (offset.shape[1] // (2 * kh * kw)):
-        raise ValueError(f"offset has {offset.shape[1]} channels: expected 2 * kh * kw * G = {2 * kh * kw} * G "
-                         f"with G dividing the {c} input channels")  # fmt: skip
+        raise ValueError(
+            f"offset has {offset.shape[1]} channels: expected 2 * kh * kw * G = {2 * kh * kw} * G "
+            f"with G dividing the {c} input channels"
+        )
     g = offset.shape[1] // (2 * kh * kw)
     h_out = (h + 2 * padding[0] - (dilation[0] * (kh - 1) + 1)) // stride[0] + 1
     w_out = (w + 2 * padding[1] - (dilation[1] * (kw - 1) + 1)) // stride[1] + 1
@@ -223,7 +226,8 @@ class _DeformConv2d(torch.autograd.Function):
         grad_val = grad_cols if mask is None else grad_cols.mul_(mask)  # d loss / d samples
         if need_input:
             grad_image = torch.ops.aten.grid_sampler_2d_backward(
-                grad_val, image.transpose(2, 3), grid, _BILINEAR, _ZEROS, False, [True, False])[0]  # fmt: skip
+                grad_val, image.transpose(2, 3), grid, _BILINEAR, _ZEROS, False, [True, False]
+            )[0]
             grad_input = grad_image.transpose(2, 3).reshape(b, c, h, w)
         if need_offset:
             grad_offset = _offset_grad(grad_val, image, offset, grid, ctx.geom)
@@ -266,10 +270,12 @@ def _offset_grad(grad_val, image, offset, grid, geom) -> torch.Tensor:
         return out.permute(0, 2, 3, 1)
 
     # zero-padded differences: row r of dy holds X[r] - X[r-1] (H+1 rows), column r of dx likewise
-    dy = torch.diff(image, dim=2, prepend=image.new_zeros(n, image.shape[1], 1, w),
-                    append=image.new_zeros(n, image.shape[1], 1, w))  # fmt: skip
-    dx = torch.diff(image, dim=3, prepend=image.new_zeros(n, image.shape[1], h, 1),
-                    append=image.new_zeros(n, image.shape[1], h, 1))  # fmt: skip
+    dy = torch.diff(
+        image, dim=2, prepend=image.new_zeros(n, image.shape[1], 1, w), append=image.new_zeros(n, image.shape[1], 1, w)
+    )
+    dx = torch.diff(
+        image, dim=3, prepend=image.new_zeros(n, image.shape[1], h, 1), append=image.new_zeros(n, image.shape[1], h, 1)
+    )
     # channel sums: (B*G, C/G, K*Ho, Wo) -> (B, G, K, 1, Ho, Wo)
     gy = _sample(dy, difference_grid(y, h, 0)).mul_(grad_val).sum(1).view(b, g, kh * kw, 1, h_out, w_out)
     gx = _sample(dx, difference_grid(x, w, 1)).mul_(grad_val).sum(1).view(b, g, kh * kw, 1, h_out, w_out)

@@ -37,8 +37,10 @@ _override: str | None = None
 
 def _checked(name: str, source: str) -> str:
     if name not in IMPLEMENTATIONS:
-        raise ConfigError(f"unknown deformable convolution implementation {name!r} ({source}); "
-                          f"choose from: {', '.join(IMPLEMENTATIONS)}")  # fmt: skip
+        raise ConfigError(
+            f"unknown deformable convolution implementation {name!r} ({source}); "
+            f"choose from: {', '.join(IMPLEMENTATIONS)}"
+        )
     return name
 
 
@@ -106,5 +108,13 @@ class DeformConv2d(torchvision.ops.DeformConv2d):
     """
 
     def forward(self, input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return dispatch_deform_conv2d(input, offset, self.weight, self.bias, stride=self.stride,
-                                      padding=self.padding, dilation=self.dilation, mask=mask)  # fmt: skip
+        return dispatch_deform_conv2d(
+            input,
+            offset,
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            mask=mask,
+        )

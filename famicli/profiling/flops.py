@@ -45,8 +45,9 @@ from famicli.config import ModelConfig
 aten = torch.ops.aten
 
 
-def deform_conv2d_flop(input_shape, weight_shape, offset_shape, mask_shape, bias_shape, *args, out_shape=None,
-                       **kwargs) -> int:  # fmt: skip
+def deform_conv2d_flop(
+    input_shape, weight_shape, offset_shape, mask_shape, bias_shape, *args, out_shape=None, **kwargs
+) -> int:
     """FLOPs of one ``torchvision::deform_conv2d`` call (formula in the module docstring).
 
     The op's arguments after ``bias`` are stride, padding, dilation, groups, offset groups and
@@ -85,23 +86,76 @@ FLOP_FORMULAS: dict = {
 _NO_ARITHMETIC = {
     getattr(aten, name)
     for name in (
-        "empty", "empty_like", "empty_strided", "new_empty", "new_zeros", "zeros", "zeros_like", "ones",
-        "ones_like", "full", "full_like", "fill_", "zero_", "arange", "scalar_tensor", "lift_fresh",
-        "lift_fresh_copy", "view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose",
-        "permute", "expand", "unsqueeze", "squeeze", "select", "slice", "split", "split_with_sizes",
-        "unbind", "as_strided", "alias", "detach", "clone", "copy_", "_to_copy", "cat", "stack",
-        "index", "_unsafe_index", "index_select", "gather", "upsample_nearest2d", "constant_pad_nd",
-        "floor", "clamp",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_zeros",
+        "zeros",
+        "zeros_like",
+        "ones",
+        "ones_like",
+        "full",
+        "full_like",
+        "fill_",
+        "zero_",
+        "arange",
+        "scalar_tensor",
+        "lift_fresh",
+        "lift_fresh_copy",
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "t",
+        "transpose",
+        "permute",
+        "expand",
+        "unsqueeze",
+        "squeeze",
+        "select",
+        "slice",
+        "split",
+        "split_with_sizes",
+        "unbind",
+        "as_strided",
+        "alias",
+        "detach",
+        "clone",
+        "copy_",
+        "_to_copy",
+        "cat",
+        "stack",
+        "index",
+        "_unsafe_index",
+        "index_select",
+        "gather",
+        "upsample_nearest2d",
+        "constant_pad_nd",
+        "floor",
+        "clamp",
     )
-}  # fmt: skip
+}
 
 # Elementwise ops: FLOPs per output element, for the estimate of what is not counted.
 _ELEMENTWISE_COST = {
-    "aten._native_batch_norm_legit_no_training": 2, "aten.native_batch_norm": 2,
-    "aten._native_batch_norm_legit": 2, "aten.relu": 1, "aten.relu_": 1, "aten.add": 1, "aten.add_": 1,
-    "aten.sub": 1, "aten.sub_": 1, "aten.mul": 1, "aten.mul_": 1, "aten.div": 1, "aten.div_": 1,
-    "aten.sigmoid": 4, "aten.hardtanh": 1, "aten.hardtanh_": 1,
-}  # fmt: skip
+    "aten._native_batch_norm_legit_no_training": 2,
+    "aten.native_batch_norm": 2,
+    "aten._native_batch_norm_legit": 2,
+    "aten.relu": 1,
+    "aten.relu_": 1,
+    "aten.add": 1,
+    "aten.add_": 1,
+    "aten.sub": 1,
+    "aten.sub_": 1,
+    "aten.mul": 1,
+    "aten.mul_": 1,
+    "aten.div": 1,
+    "aten.div_": 1,
+    "aten.sigmoid": 4,
+    "aten.hardtanh": 1,
+    "aten.hardtanh_": 1,
+}
 
 
 @dataclass
@@ -132,6 +186,7 @@ class FlopCount:
         if path in self.by_module:
             return sum(self.by_module[path].values())
         inside = {k for k in self.by_module if k.startswith(path + ".")}
+
         def ancestors(k: str):
             return (".".join(k.split(".")[:i]) for i in range(1, k.count(".") + 1))
 
@@ -231,17 +286,22 @@ def count_model_flops(model_cfg: ModelConfig) -> tuple[dict, dict]:
         "per_key_frame": _amount(count.total),
         "modules": {name: _amount(n) | {"share": n / count.total} for name, n in modules.items()},
         "by_op": {op: _amount(n) for op, n in sorted(count.by_op.items(), key=lambda kv: -kv[1])},
-        "deformable": _amount(sum(deform.values())) | {
+        "deformable": _amount(sum(deform.values()))
+        | {
             "layers": {k.removeprefix(root + "."): _amount(n) for k, n in deform.items()},
         },
-        "backbone_per_crop": _amount(crop.total) | {
+        "backbone_per_crop": _amount(crop.total)
+        | {
             "gmacs_binary": crop.total / 2 / 2**30,
             "crops_per_key_frame": 1 + s,
         },
         "uncounted": count.uncounted,
-    }  # fmt: skip
-    params = {**groups, "total": sum(groups.values()),
-              "backbone_baseline": sum(p.numel() for p in model.backbone.parameters())}  # fmt: skip
+    }
+    params = {
+        **groups,
+        "total": sum(groups.values()),
+        "backbone_baseline": sum(p.numel() for p in model.backbone.parameters()),
+    }
     return flops, params
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, description)
 
+
 @dataclass(frozen=True)
 class ProfileConfig:
     """What ``famipose profile`` measures."""
@@ -77,8 +78,10 @@ class ProfileResult:
 
     def rows(self) -> list[dict]:
         """Flat rows for CSV: one per (dtype, batch size, model), or one per model without timing."""
-        costs = {"famipose": (self.params["total"], self.flops["per_key_frame"]),
-                 "backbone": (self.params["backbone_baseline"], self.flops["backbone_per_crop"])}  # fmt: skip
+        costs = {
+            "famipose": (self.params["total"], self.flops["per_key_frame"]),
+            "backbone": (self.params["backbone_baseline"], self.flops["backbone_per_crop"]),
+        }
         rows = []
         for entry in self.latency or [{}]:
             for m, (params, f) in costs.items():
@@ -89,10 +92,10 @@ class ProfileResult:
                     t = entry[m]
                     row |= {"dtype": entry["dtype"], "batch": entry["batch"]}
                     row |= {f"{k}_ms_per_key_frame": v for k, v in t["per_key_frame_ms"].items()}
-                    row |= {k: t[k] for k in ("key_frames_per_s", "achieved_gflop_s", "peak_gflop_s",
-                                              "peak_memory_mb")}  # fmt: skip
-                rows.append(row | {"params": params, "gmacs_per_key_frame": f["gmacs"],
-                                   "gflops_per_key_frame": f["gflops"]})  # fmt: skip
+                    row |= {k: t[k] for k in ("key_frames_per_s", "achieved_gflop_s", "peak_gflop_s", "peak_memory_mb")}
+                rows.append(
+                    row | {"params": params, "gmacs_per_key_frame": f["gmacs"], "gflops_per_key_frame": f["gflops"]}
+                )
         return rows
 
 
@@ -181,8 +184,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 0.5) 
                 _synchronize(device)
                 best = min(best, time.perf_counter() - t0)
             rates[name] = 2 * n**3 / best / 1e9
-    return {"n": n, "mm_gflop_s": rates["mm"], "conv1x1_gflop_s": rates["conv1x1"],
-            "peak_gflop_s": max(rates.values())}  # fmt: skip
+    return {"n": n, "mm_gflop_s": rates["mm"], "conv1x1_gflop_s": rates["conv1x1"], "peak_gflop_s": max(rates.values())}
 
 
 def _time_all(model, cfg: ProfileConfig, device, flops: dict, progress: Progress | None) -> list[dict]:
@@ -209,16 +211,15 @@ def _time_all(model, cfg: ProfileConfig, device, flops: dict, progress: Progress
     for dtype, batch in runs:
         key = torch.randn(batch, 3, h, w, generator=gen).to(device).contiguous(memory_format=memory_format)
         support = torch.randn(batch, s, 3, h, w, generator=gen).to(device)
-        autocast = (torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32"
-                    else contextlib.nullcontext())  # fmt: skip
+        autocast = torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else contextlib.nullcontext()
         entry = {"batch": batch, "dtype": dtype}
-        calls = {"famipose": lambda: fami(key, support), "backbone": lambda: backbone(key)}
+        calls = {"famipose": lambda k=key, x=support: fami(k, x), "backbone": lambda k=key: backbone(k)}
         for name in ("famipose", "backbone") if cfg.baseline else ("famipose",):
             desc = f"{name} {dtype} batch {batch}"
             log.info("timing %s: %d warm-up + %d timed forwards", desc, cfg.warmup, cfg.iters)
             try:
                 with torch.inference_mode(), autocast:
-                    times, peak_mb = _time(calls[name], cfg, device, lambda: tick(desc))
+                    times, peak_mb = _time(calls[name], cfg, device, lambda d=desc: tick(d))
             except Exception as exc:
                 explained = _explain(exc, cfg, device, dtype, batch)
                 if explained is exc:
@@ -280,8 +281,14 @@ def _latency_stats(times_ms: list[float], batch: int, flop_per_batch: int) -> di
 
     def stats(x: np.ndarray) -> dict:
         p50, p95, p99 = np.percentile(x, [50, 95, 99])
-        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(x.mean()),
-                "min": float(x.min()), "max": float(x.max())}  # fmt: skip
+        return {
+            "p50": float(p50),
+            "p95": float(p95),
+            "p99": float(p99),
+            "mean": float(x.mean()),
+            "min": float(x.min()),
+            "max": float(x.max()),
+        }
 
     achieved = flop_per_batch / (t.mean() / 1e3) / 1e9
     return {

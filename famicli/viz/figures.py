@@ -21,21 +21,51 @@ FORMATS = (".png", ".svg", ".pdf")
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")  # deformable layers 1-4
 # One colour per joint, used for joint names and markers in every figure: left side cool, right warm.
 # One colour per joint, used for joint names and markers in every figure: left side cool, right warm.
-JOINT_COLORS = ("#404040", "#7f7f7f", "#8c8c00", "#9467bd", "#e377c2", "#1f77b4", "#d62728", "#17becf",
-                "#ff7f0e", "#2ca02c", "#8c564b", "#393b79", "#ad494a", "#6b6ecf", "#d6616b", "#637939",
-                "#843c39")  # fmt: skip
+JOINT_COLORS = (
+    "#404040",
+    "#7f7f7f",
+    "#8c8c00",
+    "#9467bd",
+    "#e377c2",
+    "#1f77b4",
+    "#d62728",
+    "#17becf",
+    "#ff7f0e",
+    "#2ca02c",
+    "#8c564b",
+    "#393b79",
+    "#ad494a",
+    "#6b6ecf",
+    "#d6616b",
+    "#637939",
+    "#843c39",
+)
 # MI terms: colour by the feature whose information is measured, solid = feature-label, hatched = feature-feature.
 # MI terms: colour by the feature whose information is measured, solid = feature-label, hatched = feature-feature.
-TERM_STYLE = {"mi_1": ("#1f77b4", ""), "mi_2": ("#1f77b4", "//"), "mi_3": ("#ff7f0e", ""),
-              "mi_4": ("#ff7f0e", "//"), "mi_5": ("#2ca02c", ""), "mi_6": ("#2ca02c", "//")}  # fmt: skip
-TERM_LABELS = {"mi_1": r"$T_1\ (\tilde z, \hat Y)$", "mi_2": r"$T_2\ (z_t, \tilde z)$",
-               "mi_3": r"$T_3\ (z_{sup}, \hat Y)$", "mi_4": r"$T_4\ (z_{sup}, \tilde z)$",
-               "mi_5": r"$T_5\ (z_t, \hat Y)$", "mi_6": r"$T_6\ (z_t, \tilde z)$"}  # fmt: skip
+TERM_STYLE = {
+    "mi_1": ("#1f77b4", ""),
+    "mi_2": ("#1f77b4", "//"),
+    "mi_3": ("#ff7f0e", ""),
+    "mi_4": ("#ff7f0e", "//"),
+    "mi_5": ("#2ca02c", ""),
+    "mi_6": ("#2ca02c", "//"),
+}
+TERM_LABELS = {
+    "mi_1": r"$T_1\ (\tilde z, \hat Y)$",
+    "mi_2": r"$T_2\ (z_t, \tilde z)$",
+    "mi_3": r"$T_3\ (z_{sup}, \hat Y)$",
+    "mi_4": r"$T_4\ (z_{sup}, \tilde z)$",
+    "mi_5": r"$T_5\ (z_t, \hat Y)$",
+    "mi_6": r"$T_6\ (z_t, \tilde z)$",
+}
+
+
 def check_output(path: Path) -> None:
     """Raises ConfigError unless ``path`` ends in .png, .svg or .pdf."""
     if Path(path).suffix.lower() not in FORMATS:
-        raise ConfigError(f"--out {path}: unsupported format {Path(path).suffix or '(none)'!r}; "
-                          f"choose from: {', '.join(FORMATS)}")  # fmt: skip
+        raise ConfigError(
+            f"--out {path}: unsupported format {Path(path).suffix or '(none)'!r}; choose from: {', '.join(FORMATS)}"
+        )
 
 
 def feature_to_image(clip: Clip, heatmap_size: tuple[int, int]) -> np.ndarray:
@@ -61,8 +91,11 @@ def save_figure(fig, path: Path) -> Path:
 
     check_output(path)
     fmt = Path(path).suffix.lower().lstrip(".")
-    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
-                "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}}[fmt]  # fmt: skip
+    metadata = {
+        "png": {"Software": None},
+        "svg": {"Date": None, "Creator": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None},
+    }[fmt]
     with matplotlib.rc_context({"svg.hashsalt": "famipose"}), atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=110, metadata=metadata)
     return Path(path)
@@ -129,14 +162,20 @@ def offsets_figure(data: dict, clip: Clip):
         off = gtm["support_offsets"][i - 1]
         dx, dy = shifts[i - 1]
         cx, cy = clip.center
-        ax.annotate("", xy=(cx + gain * dx, cy + gain * dy), xytext=(cx, cy),
-                    arrowprops={"arrowstyle": "-|>", "color": "yellow", "lw": 2.2, "mutation_scale": 14})  # fmt: skip
+        ax.annotate(
+            "",
+            xy=(cx + gain * dx, cy + gain * dy),
+            xytext=(cx, cy),
+            arrowprops={"arrowstyle": "-|>", "color": "yellow", "lw": 2.2, "mutation_scale": 14},
+        )
         ax.plot(cx, cy, "o", color="yellow", ms=4, mec="k")
         ax.set_title(f"t{off:+d} (frame {clip.positions[i]})", fontsize=10)
         ax.set_xlabel(f"GTM shift ({dx:+.2f}, {dy:+.2f}) image px", fontsize=8)
-    top.suptitle("Global transformation: each supporting frame's feature is shifted by the arrow to align with the key "
-                 f"frame (from the crop centre{'' if gain == 1 else f'; arrows ×{gain}'}); dots: predicted joints",
-                 fontsize=9)  # fmt: skip
+    top.suptitle(
+        "Global transformation: each supporting frame's feature is shifted by the arrow to align with the key "
+        f"frame (from the crop centre{'' if gain == 1 else f'; arrows ×{gain}'}); dots: predicted joints",
+        fontsize=9,
+    )
     # -- deformable sampling points around each predicted joint
     axes = np.atleast_1d(mid.subplots(nrow, ncol, squeeze=False)).ravel()
     for ax, s in zip(axes, samp):
@@ -156,29 +195,44 @@ def offsets_figure(data: dict, clip: Clip):
         c, half = (lo + hi) / 2, max(hi - lo) / 2 * 1.15 + 2
         ax.set_xlim(c[0] - half, c[0] + half), ax.set_ylim(c[1] + half, c[1] - half)
         ax.set_title(s["joint"], fontsize=9, color=JOINT_COLORS[k], fontweight="bold")
-    for ax in axes[len(samp):]:
+    for ax in axes[len(samp) :]:
         ax.set_axis_off()
     handles = [Line2D([], [], ls="", marker="o", color=c, label=f"layer {i + 1}") for i, c in enumerate(LAYER_COLORS)]
-    handles += [Line2D([], [], ls="", marker="o", mfc="none", mec="grey", label="negative modulation"),
-                Line2D([], [], ls="", marker="*", color="grey", mec="k", ms=10, label="predicted joint")]  # fmt: skip
+    handles += [
+        Line2D([], [], ls="", marker="o", mfc="none", mec="grey", label="negative modulation"),
+        Line2D([], [], ls="", marker="*", color="grey", mec="k", ms=10, label="predicted joint"),
+    ]
     mid.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
-    mid.suptitle(f"Local calibration: where each deformable layer samples for the predicted joint "
-                 f"({data['dilation']}-dilated 3×3 kernel + learned offsets, all offset groups); "
-                 "marker size ∝ |modulation|", fontsize=9)  # fmt: skip
+    mid.suptitle(
+        f"Local calibration: where each deformable layer samples for the predicted joint "
+        f"({data['dilation']}-dilated 3×3 kernel + learned offsets, all offset groups); "
+        "marker size ∝ |modulation|",
+        fontsize=9,
+    )
     # -- offset magnitude per layer, one shared colour scale
     mags = [np.array(m) for m in data["offset_magnitude_feature_px"]]
     vmax = max(float(m.max()) for m in mags) or 1.0
     axes = bottom.subplots(1, 4)
     for i, (ax, m) in enumerate(zip(axes, mags)):
         _show_crop(ax, clip, 0, dim=0.6)
-        im = ax.imshow(m, extent=_grid_extent(clip, *m.shape), cmap="viridis", vmin=0, vmax=vmax, alpha=0.75,
-                       interpolation="nearest")  # fmt: skip
+        im = ax.imshow(
+            m,
+            extent=_grid_extent(clip, *m.shape),
+            cmap="viridis",
+            vmin=0,
+            vmax=vmax,
+            alpha=0.75,
+            interpolation="nearest",
+        )
         ax.set_title(f"layer {i + 1}: mean |offset| (max {m.max():.2f})", fontsize=9, color=LAYER_COLORS[i])
         if len(samp) == 1:
             ax.plot(*samp[0]["position_image_px"], "*", ms=11, color="white", mec="k", mew=0.8)
     bottom.colorbar(im, ax=list(axes), label="mean |offset| (feature px)", shrink=0.9)
-    bottom.suptitle("Offset magnitude per deformable layer: length of the learned offsets, averaged over the 3×3 taps "
-                    "and offset groups, at each feature pixel (one colour scale)", fontsize=9)  # fmt: skip
+    bottom.suptitle(
+        "Offset magnitude per deformable layer: length of the learned offsets, averaged over the 3×3 taps "
+        "and offset groups, at each feature pixel (one colour scale)",
+        fontsize=9,
+    )
     return fig
 
 
@@ -200,8 +254,16 @@ def mi_figure(data: dict, clip: Clip | None = None):
         width = 0.8 / len(terms)
         for i, t in enumerate(terms):
             color, hatch = TERM_STYLE[t]
-            bars.bar(np.arange(n) - 0.4 + width * (i + 0.5), np.nan_to_num(values[i]), width, color=color,
-                     hatch=hatch, edgecolor="white" if hatch else color, lw=0, label=TERM_LABELS[t])  # fmt: skip
+            bars.bar(
+                np.arange(n) - 0.4 + width * (i + 0.5),
+                np.nan_to_num(values[i]),
+                width,
+                color=color,
+                hatch=hatch,
+                edgecolor="white" if hatch else color,
+                lw=0,
+                label=TERM_LABELS[t],
+            )
         bars.axhline(0, color="k", lw=0.6)
         bars.set_xticks(np.arange(n), joints, rotation=40, ha="right", fontsize=8)
         for tick, name in zip(bars.get_xticklabels(), joints):
@@ -219,8 +281,15 @@ def mi_figure(data: dict, clip: Clip | None = None):
         table.set_facecolor("#d9d9d9")
         for (r, c), v in np.ndenumerate(cells):
             txt = "no GT" if np.isnan(v) else f"{v:.3g}"
-            table.text(c, r, txt, ha="center", va="center", fontsize=6.5,
-                       color="white" if not np.isnan(v) and abs(scaled[r, c]) > 0.6 else "k")  # fmt: skip
+            table.text(
+                c,
+                r,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if not np.isnan(v) and abs(scaled[r, c]) > 0.6 else "k",
+            )
         table.set_xticks(range(7), [TERM_LABELS[t] for t in terms] + ["weighted\ntotal"], fontsize=7, rotation=30)
         table.set_yticks(range(n), joints, fontsize=7)
         table.axvline(5.5, color="k", lw=1.5)
@@ -228,11 +297,20 @@ def mi_figure(data: dict, clip: Clip | None = None):
         fig.colorbar(im, ax=table, label=f"value / {across} max |value|", shrink=0.8)
     w = data["term_weights"]
     total = " ".join(f"{w[t]:+g}·T{t[-1]}" for t in terms)
-    handles = [Patch(facecolor=TERM_STYLE[t][0], hatch=TERM_STYLE[t][1], edgecolor="white", label=TERM_LABELS[t])
-               for t in terms]  # fmt: skip
-    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=9, frameon=False,
-               title=f"solid: feature–label, hatched: feature–feature (restricted to the joint's GT region); "
-                     f"weighted total = {total}", title_fontsize=8)  # fmt: skip
+    handles = [
+        Patch(facecolor=TERM_STYLE[t][0], hatch=TERM_STYLE[t][1], edgecolor="white", label=TERM_LABELS[t])
+        for t in terms
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=6,
+        fontsize=9,
+        frameon=False,
+        title=f"solid: feature–label, hatched: feature–feature (restricted to the joint's GT region); "
+        f"weighted total = {total}",
+        title_fontsize=8,
+    )
     return fig
 
 
@@ -274,14 +352,23 @@ def heatmaps_figure(data: dict, clip: Clip):
             ax.set_title(f"{head}{label}: peak {p['score']:.2f}{err}", fontsize=8, color=JOINT_COLORS[k])
             ax.tick_params(labelsize=6)
     if not one:
-        for ax in axes[-1][:, len(joints) - (nrow - 1) * ncol:].ravel():
+        for ax in axes[-1][:, len(joints) - (nrow - 1) * ncol :].ravel():
             ax.set_axis_off()
     bar_ax, legend_ax = key.subplots(1, 2, width_ratios=[1, 1])
     cbar = key.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), cax=bar_ax, orientation="horizontal")
     cbar.set_label("heatmap ÷ the panel's peak (title: peak value); low and negative values transparent", fontsize=8)
     legend_ax.set_axis_off()
-    handles = [Line2D([], [], ls="", marker="+", color="lime", mew=2, ms=10, label="ground truth"),
-               Line2D([], [], ls="", marker="x", color="cyan", mew=2, ms=8, label="decoded peak")]
-    legend_ax.legend(handles=handles, loc="center", ncol=2, fontsize=9, frameon=False,
-                     title="axes: image pixels; err: distance to the ground truth", title_fontsize=8)  # fmt: skip
+    handles = [
+        Line2D([], [], ls="", marker="+", color="lime", mew=2, ms=10, label="ground truth"),
+        Line2D([], [], ls="", marker="x", color="cyan", mew=2, ms=8, label="decoded peak"),
+    ]
+    legend_ax.legend(
+        handles=handles,
+        loc="center",
+        ncol=2,
+        fontsize=9,
+        frameon=False,
+        title="axes: image pixels; err: distance to the ground truth",
+        title_fontsize=8,
+    )
     return fig

@@ -36,10 +36,12 @@ from famicli.viz.figures import (
 log = logging.getLogger(__name__)
 
 KINDS = ("offsets", "mi", "heatmaps")
-ATTRIBUTION = ("feature-label terms (T1, T3, T5): the term's row of each joint; feature-feature terms (T2, T4, "
-               "T6): the term's summands averaged over channels and weighted by the joint's ground-truth "
-               "Gaussian heatmap (normalized to sum 1), scaled so that a term spread evenly over the map "
-               "gets its scalar value; null where the joint has no ground truth")  # fmt: skip
+ATTRIBUTION = (
+    "feature-label terms (T1, T3, T5): the term's row of each joint; feature-feature terms (T2, T4, "
+    "T6): the term's summands averaged over channels and weighted by the joint's ground-truth "
+    "Gaussian heatmap (normalized to sum 1), scaled so that a term spread evenly over the map "
+    "gets its scalar value; null where the joint has no ground truth"
+)
 
 
 def joint_index(name: str | None) -> int | None:
@@ -47,8 +49,9 @@ def joint_index(name: str | None) -> int | None:
     return None if name is None else keypoints.joint_index(name)
 
 
-def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, joint: str | None = None,
-              device: str = "auto") -> dict:  # fmt: skip
+def visualize(
+    kind: str, source: ClipSource, weights: Path | None, out: Path, joint: str | None = None, device: str = "auto"
+) -> dict:
     """Load the model and the clip, compute the ``kind`` figure's numbers, draw and save it to ``out``.
 
     Returns the numbers (the ``--json`` output) with the clip, the weights and a provenance record.
@@ -81,8 +84,17 @@ def visualize(kind: str, source: ClipSource, weights: Path | None, out: Path, jo
         data = mi_data(model, clip, LossConfig(**_known(LossConfig, configs, "loss")), k)
     else:
         data = heatmaps_data(model, clip, k)
-    data = {"figure": kind, "clip": clip.describe, "checkpoint": {"path": str(weights), "name": weights.name,
-            "sha256": model.checkpoint_info["file_sha256"], "variant": model.cfg.variant}, **data}  # fmt: skip
+    data = {
+        "figure": kind,
+        "clip": clip.describe,
+        "checkpoint": {
+            "path": str(weights),
+            "name": weights.name,
+            "sha256": model.checkpoint_info["file_sha256"],
+            "variant": model.cfg.variant,
+        },
+        **data,
+    }
     figure = {"offsets": offsets_figure, "mi": mi_figure, "heatmaps": heatmaps_figure}[kind](data, clip)
     save_figure(figure, out)
     log.info("viz %s: wrote %s", kind, out)
@@ -112,8 +124,9 @@ def _keypoints(heatmaps, clip: Clip) -> tuple[np.ndarray, np.ndarray, np.ndarray
     from famicli.inference.decode import decode_heatmaps
 
     coords, scores = decode_heatmaps(heatmaps)
-    image = heatmap_to_image(coords.double().cpu().numpy(), clip.center[None], clip.scale[None],
-                             tuple(heatmaps.shape[-2:]), clip.crop)  # fmt: skip
+    image = heatmap_to_image(
+        coords.double().cpu().numpy(), clip.center[None], clip.scale[None], tuple(heatmaps.shape[-2:]), clip.crop
+    )
     return coords[0].cpu().numpy(), image[0], scores[0].cpu().numpy()
 
 
@@ -156,19 +169,40 @@ def offsets_data(model, clip: Clip, joint: int | None = None) -> dict:
         layers = []
         for i in range(4):
             pts, mod = sampling_locations(offsets[i], masks[i], x, y, model.cfg.dcn_dilation)
-            layers.append({"layer": i + 1, "points_feature_px": pts.tolist(),
-                           "points_image_px": apply_affine(pts, decode).tolist(),
-                           "modulation": mod.tolist()})  # fmt: skip
-        sampling.append({"joint": JOINT_NAMES[k], "position_feature_px": [x, y],
-                         "position_image_px": apply_affine(np.array([x, y], float), decode).tolist(),
-                         "layers": layers})  # fmt: skip
+            layers.append(
+                {
+                    "layer": i + 1,
+                    "points_feature_px": pts.tolist(),
+                    "points_image_px": apply_affine(pts, decode).tolist(),
+                    "modulation": mod.tolist(),
+                }
+            )
+        sampling.append(
+            {
+                "joint": JOINT_NAMES[k],
+                "position_feature_px": [x, y],
+                "position_image_px": apply_affine(np.array([x, y], float), decode).tolist(),
+                "layers": layers,
+            }
+        )
     magnitude = [np.linalg.norm(o.reshape(-1, 9, 2, h, w), axis=2).mean((0, 1)) for o in offsets]  # (h, w) each
     return {
         "dilation": model.cfg.dcn_dilation,
-        "gtm_translation": {"support_offsets": list(clip.offsets), "support_frames": clip.positions[1:],
-                            "feature_px": shift.tolist(), "image_px": (shift @ decode[:, :2].T).tolist()},  # fmt: skip
-        "keypoints": [{"joint": JOINT_NAMES[k], "heatmap_px": hm_xy[k].tolist(), "image_px": img_xy[k].tolist(),
-                       "score": float(scores[k])} for k in range(len(JOINT_NAMES))],  # fmt: skip
+        "gtm_translation": {
+            "support_offsets": list(clip.offsets),
+            "support_frames": clip.positions[1:],
+            "feature_px": shift.tolist(),
+            "image_px": (shift @ decode[:, :2].T).tolist(),
+        },
+        "keypoints": [
+            {
+                "joint": JOINT_NAMES[k],
+                "heatmap_px": hm_xy[k].tolist(),
+                "image_px": img_xy[k].tolist(),
+                "score": float(scores[k]),
+            }
+            for k in range(len(JOINT_NAMES))
+        ],
         "sampling": sampling,
         "offset_magnitude_feature_px": [m.tolist() for m in magnitude],
     }
@@ -191,8 +225,13 @@ def mi_data(model, clip: Clip, loss_cfg, joint: int | None = None) -> dict:
         values = {t: terms[t][0].double().cpu().numpy()[shown] for t in TERM_NAMES}
         total = sum(weights[t] * values[t] for t in TERM_NAMES)
         result[est] = {"terms": {t: _nan_to_none(v) for t, v in values.items()}, "weighted_total": _nan_to_none(total)}
-    return {"joints": [JOINT_NAMES[k] for k in shown], "term_weights": weights, "temperature": model.cfg.mi_temperature,
-            "attribution": ATTRIBUTION, "estimators": result}  # fmt: skip
+    return {
+        "joints": [JOINT_NAMES[k] for k in shown],
+        "term_weights": weights,
+        "temperature": model.cfg.mi_temperature,
+        "attribution": ATTRIBUTION,
+        "estimators": result,
+    }
 
 
 def heatmaps_data(model, clip: Clip, joint: int | None = None) -> dict:
@@ -209,9 +248,12 @@ def heatmaps_data(model, clip: Clip, joint: int | None = None) -> dict:
             err = None if gt is None else float(np.hypot(*(xy[k] - gt[:2])))
             row[name] = {"image_px": xy[k].tolist(), "score": float(score[k]), "error_px": err}
         rows.append(row)
-    return {"joints": [JOINT_NAMES[k] for k in shown], "peaks": rows,
-            "heatmaps": out.heatmaps[0, shown].double().cpu().numpy().tolist(),
-            "backbone_heatmaps": out.backbone_heatmaps[0, shown].double().cpu().numpy().tolist()}  # fmt: skip
+    return {
+        "joints": [JOINT_NAMES[k] for k in shown],
+        "peaks": rows,
+        "heatmaps": out.heatmaps[0, shown].double().cpu().numpy().tolist(),
+        "backbone_heatmaps": out.backbone_heatmaps[0, shown].double().cpu().numpy().tolist(),
+    }
 
 
 def _nan_to_none(values: np.ndarray) -> list:

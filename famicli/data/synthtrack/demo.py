@@ -54,8 +54,10 @@ def default_weights() -> Path:
     """The bundled demo weights, or a ConfigError saying that --weights is needed."""
     path = asset(WEIGHTS_NAME)
     if path is None:
-        raise ConfigError(f"no --weights given and no bundled demo weights (assets/{WEIGHTS_NAME}) are installed; "
-                          "pass --weights CKPT, e.g. a checkpoint written by famipose train")  # fmt: skip
+        raise ConfigError(
+            f"no --weights given and no bundled demo weights (assets/{WEIGHTS_NAME}) are installed; "
+            "pass --weights CKPT, e.g. a checkpoint written by famipose train"
+        )
     return path
 
 
@@ -84,9 +86,11 @@ def note_if_not_synthtrack(path: Path) -> str | None:
     """The one-line note printed when the demo weights meet a video that is not SynthTrack."""
     if synthtrack_like(path):
         return None
-    return (f"Note: the bundled demo weights were trained on synthetic SynthTrack figures and will not find "
-            f"real people in {path}; pass --weights CKPT (famipose train, or an official FAMI-Pose "
-            "checkpoint: docs/model.md)")  # fmt: skip
+    return (
+        f"Note: the bundled demo weights were trained on synthetic SynthTrack figures and will not find "
+        f"real people in {path}; pass --weights CKPT (famipose train, or an official FAMI-Pose "
+        "checkpoint: docs/model.md)"
+    )
 
 
 def recipe_text() -> str:
@@ -107,8 +111,13 @@ def generate_synthtrack(root: Path) -> None:
     generate(Path(root), SynthConfig(**SYNTH_RECIPE))
 
 
-def write_demo_clip(folder: Path, seed: int = CLIP_RECIPE["seed"], frames: int = CLIP_RECIPE["frames"],
-                    fps: float = CLIP_RECIPE["fps"], size: tuple[int, int] = (320, 240)) -> dict:  # fmt: skip
+def write_demo_clip(
+    folder: Path,
+    seed: int = CLIP_RECIPE["seed"],
+    frames: int = CLIP_RECIPE["frames"],
+    fps: float = CLIP_RECIPE["fps"],
+    size: tuple[int, int] = (320, 240),
+) -> dict:
     """Write the demo clip ``folder/demo.mp4`` and its boxes ``folder/demo_boxes.json``.
 
     The clip is the single video of ``famipose data synth --videos 1 --frames <frames> --seed <seed>``
@@ -137,16 +146,32 @@ def write_demo_clip(folder: Path, seed: int = CLIP_RECIPE["seed"], frames: int =
         doc = json.loads(ann_file.read_text())
         images = sorted(doc["images"], key=lambda im: im["file_name"])
         position = {im["id"]: i for i, im in enumerate(images)}
-        boxes = [{"frame_index": position[a["image_id"]], "bbox": a["bbox"], "score": 1.0, "track_id": a["track_id"],
-                  "category_id": 1} for a in doc["annotations"]]  # fmt: skip
+        boxes = [
+            {
+                "frame_index": position[a["image_id"]],
+                "bbox": a["bbox"],
+                "score": 1.0,
+                "track_id": a["track_id"],
+                "category_id": 1,
+            }
+            for a in doc["annotations"]
+        ]
         boxes.sort(key=lambda b: (b["frame_index"], b["track_id"]))
         first = np.asarray(Image.open(Path(tmp) / "synth" / images[0]["file_name"]).convert("RGB"))
         video = folder / VIDEO_NAME
-        with atomic_path(video) as part, VideoWriter(part, fps, (first.shape[1], first.shape[0]),
-                                                     container_format="mp4") as writer:  # fmt: skip
+        with (
+            atomic_path(video) as part,
+            VideoWriter(part, fps, (first.shape[1], first.shape[0]), container_format="mp4") as writer,
+        ):
             for im in images:
                 writer.write(np.asarray(Image.open(Path(tmp) / "synth" / im["file_name"]).convert("RGB")))
         with atomic_path(folder / BOXES_NAME) as part:
             Path(part).write_text(json.dumps(boxes) + "\n")
-    return {"video": str(video), "boxes": str(folder / BOXES_NAME), "frames": frames, "persons": len(boxes),
-            "blurred_frames": summary["blurred_frames"], "occluded_frames": summary["occluded_frames"]}  # fmt: skip
+    return {
+        "video": str(video),
+        "boxes": str(folder / BOXES_NAME),
+        "frames": frames,
+        "persons": len(boxes),
+        "blurred_frames": summary["blurred_frames"],
+        "occluded_frames": summary["occluded_frames"],
+    }

@@ -52,8 +52,9 @@ class Figure:
     extent: np.ndarray  # (4,) x1, y1, x2, y2 of everything drawn
 
 
-def random_figure(rng: np.random.Generator, track_id: int, size: tuple[int, int], horizon: float,
-                  margin: float) -> FigureSpec:  # fmt: skip
+def random_figure(
+    rng: np.random.Generator, track_id: int, size: tuple[int, int], horizon: float, margin: float
+) -> FigureSpec:
     """Draw a person: height 42-72 % of the frame (farther = smaller = higher), an action, colours."""
     width, height = size
     h = float(rng.uniform(0.42, 0.72)) * height
@@ -75,21 +76,40 @@ def random_figure(rng: np.random.Generator, track_id: int, size: tuple[int, int]
     shoes = rng.integers(10, 80, 3)
     colors = tuple(tuple(int(v) for v in c) for c in (shirt, sleeve, pants, skin, hair, shoes))
     return FigureSpec(
-        track_id=track_id, height=h, ground=ground + margin, x0=x0 + margin, vx=vx, action=action,
+        track_id=track_id,
+        height=h,
+        ground=ground + margin,
+        x0=x0 + margin,
+        vx=vx,
+        action=action,
         yaw0=float(rng.uniform(-180, 180)),
         yaw_rate=float(rng.uniform(-6, 6) if action == "wave" else rng.uniform(-1.5, 1.5)),
-        phase0=float(rng.uniform(0, 2 * math.pi)), freq=f, amp=float(rng.uniform(0.7, 1.25)),
-        wave_side=int(rng.integers(2)), limbs=tuple(float(v) for v in rng.uniform(0.92, 1.08, 4)), colors=colors,
-    )  # fmt: skip
+        phase0=float(rng.uniform(0, 2 * math.pi)),
+        freq=f,
+        amp=float(rng.uniform(0.7, 1.25)),
+        wave_side=int(rng.integers(2)),
+        limbs=tuple(float(v) for v in rng.uniform(0.92, 1.08, 4)),
+        colors=colors,
+    )
 
 
 def _angles(spec: FigureSpec, t: int) -> dict:
     """Limb angles in degrees for frame ``t``: (left, right) pairs and scalars."""
     p = spec.phase0 + 2 * math.pi * spec.freq * t
     a, s = spec.amp, math.sin(p)
-    z = dict(arm_abd=[10.0, 10.0], arm_flex=[0.0, 0.0], elbow_abd=[0.0, 0.0], elbow_flex=[15.0, 15.0],
-             leg_abd=[4.0, 4.0], leg_flex=[0.0, 0.0], knee=[5.0, 5.0], lean=3.0, roll=0.0, hop=0.0,
-             yaw=spec.yaw0 + spec.yaw_rate * t)  # fmt: skip
+    z = dict(
+        arm_abd=[10.0, 10.0],
+        arm_flex=[0.0, 0.0],
+        elbow_abd=[0.0, 0.0],
+        elbow_flex=[15.0, 15.0],
+        leg_abd=[4.0, 4.0],
+        leg_flex=[0.0, 0.0],
+        knee=[5.0, 5.0],
+        lean=3.0,
+        roll=0.0,
+        hop=0.0,
+        yaw=spec.yaw0 + spec.yaw_rate * t,
+    )
     if spec.action == "walk":
         z["leg_flex"] = [25 * a * s, -25 * a * s]
         z["knee"] = [5 + 30 * a * (1 + math.sin(p + 2.0)) / 2, 5 + 30 * a * (1 + math.sin(p + math.pi + 2.0)) / 2]
@@ -144,8 +164,9 @@ def pose(spec: FigureSpec, t: int) -> Figure:
         j[3 + i] = head_c + side * 0.06 * lat  # ears
         j[5 + i] = shoulder_mid + side * SHOULDER_HALF * lat
         j[7 + i] = j[5 + i] + UPPER_ARM * ua * _dir(z["arm_abd"][i], z["arm_flex"][i], side)
-        j[9 + i] = j[7 + i] + FOREARM * fa * _dir(z["arm_abd"][i] + z["elbow_abd"][i],
-                                                  z["arm_flex"][i] + z["elbow_flex"][i], side)  # fmt: skip
+        j[9 + i] = j[7 + i] + FOREARM * fa * _dir(
+            z["arm_abd"][i] + z["elbow_abd"][i], z["arm_flex"][i] + z["elbow_flex"][i], side
+        )
         j[11 + i] = np.array([side * HIP_HALF, 0.0, 0.0])
         j[13 + i] = j[11 + i] + THIGH * th * _dir(z["leg_abd"][i], z["leg_flex"][i], side)
         j[15 + i] = j[13 + i] + SHIN * sh * _dir(z["leg_abd"][i], z["leg_flex"][i] - z["knee"][i], side)
@@ -194,8 +215,10 @@ def pose(spec: FigureSpec, t: int) -> Figure:
     eyes_xy = proj(np.array(eyes))[0] if face > 0.2 else np.zeros((0, 2))
     parts.append((0.05 + max(0.0, depth[0]), "head", np.vstack([head_xy, eyes_xy]), rx, (skin, hair, face)))
     parts.sort(key=lambda part: part[0])
-    pts = np.vstack([np.vstack([p[2] - p[3], p[2] + p[3]]) for p in parts if p[1] == "capsule"]
-                    + [torso_xy, head_box[None, :2], head_box[None, :2] + head_box[None, 2:]])  # fmt: skip
+    pts = np.vstack(
+        [np.vstack([p[2] - p[3], p[2] + p[3]]) for p in parts if p[1] == "capsule"]
+        + [torso_xy, head_box[None, :2], head_box[None, :2] + head_box[None, 2:]]
+    )
     extent = np.concatenate([pts.min(axis=0), pts.max(axis=0)])
     return Figure(xy, parts, head_box, extent)
 
@@ -207,8 +230,11 @@ def _hull(points: np.ndarray) -> np.ndarray:
     def half(seq):
         out = []
         for p in seq:
-            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
-                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:  # fmt: skip
+            while (
+                len(out) >= 2
+                and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0]))
+                <= 0
+            ):
                 out.pop()
             out.append(p)
         return out

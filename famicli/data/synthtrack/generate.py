@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
 from famicli.data.synthtrack import figure as F
-from famicli.formats.layout import image_id
 from famicli.errors import ConfigError, InputError
+from famicli.formats.layout import image_id
+from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,12 @@ class _Scene:
     ignore: np.ndarray | None  # (4, 2) world polygon of the crowd, or None
 
 
-def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), overwrite: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> dict:  # fmt: skip
+def generate(
+    out: str | Path,
+    cfg: SynthConfig = SynthConfig(),
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Write a SynthTrack dataset to ``out`` and return a summary.
 
     Args:
@@ -110,8 +114,15 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), overwrite: bool 
             raise InputError(f"{out}: not a SynthTrack folder (no {MARKER}); refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    counts = {"frames": 0, "labeled_frames": 0, "persons": 0, "tracks": 0, "occluded_frames": 0,
-              "blurred_frames": 0, "shake_frames": 0}  # fmt: skip
+    counts = {
+        "frames": 0,
+        "labeled_frames": 0,
+        "persons": 0,
+        "tracks": 0,
+        "occluded_frames": 0,
+        "blurred_frames": 0,
+        "shake_frames": 0,
+    }
     n_train = cfg.videos - cfg.n_val()
     splits: dict[str, list[str]] = {"train": [], "val": []}
     try:
@@ -124,8 +135,13 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), overwrite: bool 
             (tmp / "annotations" / split / f"{name}.json").write_text(json.dumps(doc) + "\n")
         from famicli import __version__
 
-        record = {"format": "synthtrack", "famipose": __version__, "config": asdict(cfg), "splits": splits,
-                  "counts": counts}  # fmt: skip
+        record = {
+            "format": "synthtrack",
+            "famipose": __version__,
+            "config": asdict(cfg),
+            "splits": splits,
+            "counts": counts,
+        }
         (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
@@ -135,8 +151,14 @@ def generate(out: str | Path, cfg: SynthConfig = SynthConfig(), overwrite: bool 
         raise
     seconds = time.perf_counter() - t0
     log.info("SynthTrack: %d videos, %d frames in %.1f s -> %s", cfg.videos, counts["frames"], seconds, out)
-    return {"out": str(out), "seed": cfg.seed, "size": list(cfg.size),
-            "videos": {k: len(v) for k, v in splits.items()}, **counts, "seconds": round(seconds, 3)}  # fmt: skip
+    return {
+        "out": str(out),
+        "seed": cfg.seed,
+        "size": list(cfg.size),
+        "videos": {k: len(v) for k, v in splits.items()},
+        **counts,
+        "seconds": round(seconds, 3),
+    }
 
 
 def _write_video(root: Path, split: str, name: str, index: int, cfg: SynthConfig, counts: dict, progress) -> dict:
@@ -177,8 +199,14 @@ def _write_video(root: Path, split: str, name: str, index: int, cfg: SynthConfig
         Image.fromarray(frame).save(root / file_name, quality=cfg.jpeg_quality)
         labeled = split == "train" or t % cfg.val_label_every == 0
         iid = image_id(seq, t)
-        entry = {"id": iid, "file_name": file_name, "frame_id": iid, "vid_id": f"{seq:06d}",
-                 "nframes": cfg.frames, "is_labeled": labeled}  # fmt: skip
+        entry = {
+            "id": iid,
+            "file_name": file_name,
+            "frame_id": iid,
+            "vid_id": f"{seq:06d}",
+            "nframes": cfg.frames,
+            "is_labeled": labeled,
+        }
         if scene.ignore is not None:
             poly = np.clip(scene.ignore - (ox, oy), 0, (w - 1, h - 1))
             entry["ignore_regions_x"] = [[round(float(v), 2) for v in poly[:, 0]]]
@@ -198,8 +226,13 @@ def _write_video(root: Path, split: str, name: str, index: int, cfg: SynthConfig
         if progress:
             progress(counts["frames"], cfg.videos * cfg.frames)
     counts["tracks"] += len(tracks)
-    category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(JOINT_NAMES),
-                "skeleton": [list(limb) for limb in SKELETON]}  # fmt: skip
+    category = {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(JOINT_NAMES),
+        "skeleton": [list(limb) for limb in SKELETON],
+    }
     return {"images": images, "annotations": annotations, "categories": [category]}
 
 
@@ -220,14 +253,19 @@ def _annotate(figs, specs, mask: np.ndarray, origin, size, iid: int) -> list[dic
         x1, y1 = np.clip(fig.extent[:2] - origin, 0, (w - 1, h - 1))
         x2, y2 = np.clip(fig.extent[2:] - origin, 0, (w - 1, h - 1))
         head = fig.head_box - np.array([*origin, 0, 0], dtype=float)
-        people.append({
-            "id": iid * 100 + spec.track_id, "image_id": iid, "track_id": spec.track_id,
-            "person_id": spec.track_id, "category_id": 1,
-            "keypoints": [round(float(v), 2) for v in kp.reshape(-1)],  # (17, 3) -> (51,)
-            "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)],
-            "bbox_head": [round(float(v), 2) for v in head],
-            "occluded_joints": hidden,
-        })  # fmt: skip
+        people.append(
+            {
+                "id": iid * 100 + spec.track_id,
+                "image_id": iid,
+                "track_id": spec.track_id,
+                "person_id": spec.track_id,
+                "category_id": 1,
+                "keypoints": [round(float(v), 2) for v in kp.reshape(-1)],  # (17, 3) -> (51,)
+                "bbox": [round(float(v), 2) for v in (x1, y1, x2 - x1, y2 - y1)],
+                "bbox_head": [round(float(v), 2) for v in head],
+                "occluded_joints": hidden,
+            }
+        )
     return people
 
 
@@ -300,8 +338,11 @@ def _background(rng: np.random.Generator, w: int, h: int, horizon: float) -> np.
         (draw.rectangle if rng.random() < 0.7 else draw.ellipse)([x, y, x + bw, y + bh], fill=fill)
     for _ in range(int(rng.integers(2, 7))):  # floor lines
         y = rng.uniform(horizon, h)
-        draw.line([(0, y), (w, y + rng.uniform(-0.1, 0.1) * h)], fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
-                  width=int(rng.integers(1, 4)))  # fmt: skip
+        draw.line(
+            [(0, y), (w, y + rng.uniform(-0.1, 0.1) * h)],
+            fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
+            width=int(rng.integers(1, 4)),
+        )
     grain = rng.integers(-10, 11, (h, w, 1), dtype=np.int16)
     return np.clip(np.asarray(pil).astype(np.int16) + grain, 0, 255).astype(np.uint8)
 
@@ -318,8 +359,15 @@ def _crowd(rng: np.random.Generator, background: np.ndarray, w: int, h: int, hor
     for k in range(int(rng.integers(3, 7))):
         spec = F.random_figure(rng, 0, (w, h), horizon, m)
         small = float(rng.uniform(0.14, 0.22)) * h
-        spec = F.FigureSpec(**{**asdict(spec), "height": small, "ground": m + horizon + 0.4 * small,
-                               "x0": x_left + k * rng.uniform(0.04, 0.07) * w, "vx": 0.0})  # fmt: skip
+        spec = F.FigureSpec(
+            **{
+                **asdict(spec),
+                "height": small,
+                "ground": m + horizon + 0.4 * small,
+                "x0": x_left + k * rng.uniform(0.04, 0.07) * w,
+                "vx": 0.0,
+            }
+        )
         fig = F.pose(spec, 0)
         F.draw(draw, sink, fig, 0, (0, 0))
         extents.append(fig.extent)
