@@ -129,7 +129,7 @@ def test_resume_after_a_stop_in_epoch_2_gives_the_same_weights(synth, tmp_path):
 @pytest.mark.slow
 def test_kill_in_epoch_2_then_resume_gives_the_same_weights(larger, tmp_path):
     """SIGKILL of a training process in epoch 2, then resume: ~4 epochs of training and a second Python
-    process (10-14 s on 2 cores); the default suite resumes from a copied state instead (above)."""
+    process (about 12 s on 2 cores); the default suite resumes from a copied state instead (above)."""
     engine.train(larger, tmp_path / "full", MODEL, DATA, LOSS, TRAIN, device="cpu")
     out = tmp_path / "killed"
     env = dict(
@@ -339,6 +339,22 @@ def test_cli_trains_and_prints_json(synth, tmp_path):
     assert report["checkpoint"] == str(tmp_path / "out" / "last.pt")
     assert report["epochs"][0]["epoch"] == 1 and report["epochs"][0]["mean_loss"] > 0
     assert load_model(tmp_path / "out" / "last.pt").cfg.variant == "tiny"
+
+
+def test_torchrun_two_processes_train_an_epoch(synth, tmp_path):
+    """The default suite's run under torchrun (the comparison with one process is the slow test below):
+    two processes (gloo on CPU) split the global batch; rank 0 alone writes the log and run.json."""
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    out = tmp_path / "two"
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "famicli", "train", "--root", str(synth),
+           "--variant", "tiny", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-val", "--quiet",
+           "--device", "cpu", "--out", str(out)]  # fmt: skip
+    ddp = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    assert [(s["epoch"], s["step"]) for s in _steps(out)] == [(1, 1), (1, 2)]  # 20 samples, 2 steps of 8
+    assert read_checkpoint(out / "last.pt")["train_state"]["epoch"] == 1
 
 
 @pytest.mark.slow
