@@ -25,10 +25,11 @@ def shared_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread() -> Iterator[None]:
-    """One intra-op torch thread for the session, restored afterwards. The tests' tensors are small: one
-    thread is about as fast on an idle machine, and many times faster on a busy one or one with many cores,
-    where a pool of threads larger than the free cores spins (one epoch of test_train's tiny model at load 5
-    on 2 cores: 5 s wall and 2.5 CPU-s with one thread, 50 s and 27 CPU-s with two)."""
+    """One intra-op torch thread for the session, restored afterwards. The tests' tensors are small, and a
+    pool of threads larger than the free cores spins. Measured on 2 cores: the default suite idle takes
+    84 s wall and 80 CPU-s with one thread, 75 s and 91 CPU-s with two; test_train, test_parity and
+    test_viz beside two busy processes take 59 s and 37 CPU-s with one thread, 102 s and 87 CPU-s with two
+    (one epoch of test_train's tiny model at load 5: 5 s with one thread, 50 s with two)."""
     import torch
 
     threads = torch.get_num_threads()
