@@ -347,9 +347,9 @@ def test_torchrun_two_processes_train_an_epoch(synth, tmp_path):
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun not on PATH")
     out = tmp_path / "two"
-    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "famicli", "train", "--root", str(synth),
-           "--variant", "tiny", "--epochs", "1", "--batch-size", "8", "--workers", "0", "--no-val", "--quiet",
-           "--device", "cpu", "--out", str(out)]  # fmt: skip
+    run = ["train", "--root", str(synth), "--out", str(out), "--variant", "tiny", "--epochs", "1", "--batch-size", "8"]
+    quick = ["--workers", "0", "--no-val", "--quiet", "--device", "cpu"]
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "famicli", *run, *quick]
     ddp = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stderr
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
