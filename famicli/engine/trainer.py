@@ -288,9 +288,14 @@ def _step(net, batch, criterion, loss_cfg, train_cfg, dev):
 
 
 def _batches(loader):
-    """Iterate ``loader``, turning errors raised in worker processes back into one-line errors."""
+    """Iterate ``loader``, turning errors raised in worker processes back into one-line errors.
+
+    The iterator's worker processes are shut down as soon as iteration stops (left to the garbage
+    collector, a failed loader's shutdown blocks for seconds, after the error was already reported).
+    """
+    it = iter(loader)
     try:
-        yield from loader
+        yield from it
     except Exception as exc:
         # DataLoader re-raises a worker's exception with the worker's whole traceback as its message
         text = str(exc).strip().splitlines()
@@ -300,6 +305,10 @@ def _batches(loader):
 
             raise getattr(errors, cls_name, FamiposeError)(message) from None
         raise
+    finally:
+        shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process iterator (private API)
+        if shutdown is not None:
+            shutdown()
 
 
 def _validate(
