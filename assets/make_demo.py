@@ -22,11 +22,11 @@ RECIPE = {
         "famipose data synth --out data/synthtrack --videos 160 --frames 12 --seed 1",
         (
             "famipose train --dataset synthtrack --root data/synthtrack --variant tiny --single-frame "
-            "--epochs 8 --lr-steps 6 --batch 16 --lr 5e-3 --seed 0 --out runs/demo_sf"
+            "--epochs 8 --lr-steps 6 --batch-size 16 --lr 5e-3 --seed 0 --out runs/demo_sf"
         ),
         (
             "famipose train --dataset synthtrack --root data/synthtrack --variant tiny --backbone runs/demo_sf/last.pt "
-            "--freeze-backbone --epochs 6 --lr-steps 4 --batch 16 --lr 5e-3 --alpha 0 --seed 0 --out runs/demo_fami"
+            "--freeze-backbone --epochs 6 --lr-steps 4 --batch-size 16 --lr 5e-3 --alpha 0 --seed 0 --out runs/demo_fami"
         ),
     ],
 }

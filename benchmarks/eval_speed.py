@@ -27,9 +27,11 @@ POSEVAL_SECONDS = 207.0  # the official poseval on this case's size, 2-core mach
 POSEVAL_RSS_GB = 2.9
 SCORES = (
     "ap",
+    "ap_per_joint",
     "precision_per_joint",
     "recall_per_joint",
     "mota",
+    "mota_per_joint",
     "motp_per_joint",
     "mot_precision_per_joint",
     "mot_recall_per_joint",
