@@ -26,7 +26,8 @@ RECIPE = {
         ),
         (
             "famipose train --dataset synthtrack --root data/synthtrack --variant tiny --backbone runs/demo_sf/last.pt "
-            "--freeze-backbone --epochs 6 --lr-steps 4 --batch-size 16 --lr 5e-3 --alpha 0 --seed 0 --out runs/demo_fami"
+            "--freeze-backbone --epochs 6 --lr-steps 4 --batch-size 16 --lr 5e-3 --alpha 0 --seed 0 "
+            "--out runs/demo_fami"
         ),
     ],
 }
