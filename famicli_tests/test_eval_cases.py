@@ -119,3 +119,34 @@ def test_warnings_are_summarized_per_kind_listed_in_json_and_silenced_by_quiet(t
     assert lines[0].endswith(listed[0])  # "...; first: <the first warning>"
     quiet = runner.invoke(app, [*args, "-q"])
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def _many_sequences(tmp_path, copies: int = 6):
+    """The basic_jitter sequences copied under new sequence numbers: enough files to read in parallel."""
+    src = shared_path("poseval_cases", "basic_jitter")
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    for c in range(copies):
+        for f in sorted((src / "gt").glob("*.json")):
+            name = f"{900000 + 10 * c + len(list(gt.iterdir())):06d}" + f.name[6:]
+            for folder, out in ((src / "gt", gt), (src / "pred", pred)):
+                (out / name).write_text((folder / f.name).read_text().replace(f.name[:6], name[:6]))
+    return gt, pred
+
+
+def test_parallel_reading_gives_the_sequential_result_and_the_first_error(tmp_path, monkeypatch):
+    from famicli.metrics import scoring
+
+    gt, pred = _many_sequences(tmp_path)
+    assert len(list(gt.glob("*.json"))) >= scoring.PARALLEL_MIN_FILES
+    parallel = famicli.evaluate(gt, pred, order="sorted", coco=False).to_dict()
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_FILES", 10**9)
+    sequential = famicli.evaluate(gt, pred, order="sorted", coco=False).to_dict()
+    for key in ("ap", "ap_per_joint", "mota", "mota_per_joint", "mot_totals", "warnings"):
+        assert parallel[key] == sequential[key], key
+    files = sorted(pred.glob("*.json"))
+    for f in (files[3], files[11]):  # two broken files: the first in order is named, as sequentially
+        f.write_text("{not json")
+    monkeypatch.setattr(scoring, "PARALLEL_MIN_FILES", 2)
+    with pytest.raises(InputError, match=f"^{files[3]}: not valid JSON"):
+        famicli.evaluate(gt, pred, order="sorted", coco=False)

@@ -261,10 +261,15 @@ def _map(fn: Callable, jobs: list) -> list:
     if len(jobs) < PARALLEL_MIN_FILES or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [fn(job) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, jobs, chunksize=chunk))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(fn, jobs, chunksize=chunk))
+    except (BrokenProcessPool, OSError) as exc:  # no processes here (sandbox, limits): read them in this one
+        log.debug("reading in one process: %s", exc)
+        return [fn(job) for job in jobs]
 
 
 def _empty_like(gt: Sequence, path: Path) -> Sequence:
