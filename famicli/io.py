@@ -24,7 +24,8 @@ def loads(raw: bytes | str):
 
     A document orjson refuses (invalid JSON, NaN or Infinity tokens, invalid UTF-8) is parsed again by
     ``json``, so what is accepted and every error (``json.JSONDecodeError``, ``UnicodeDecodeError``) are
-    json's. One difference remains: orjson reads an integer beyond 64 bits as a float.
+    json's. One difference remains: orjson reads an integer beyond 64 bits as a float. A document
+    nested too deeply for ``json`` raises ``RecursionError``; callers turn it into their ``InputError``.
     """
     if orjson is not None:
         try:
@@ -54,9 +55,14 @@ def atomic_path(path: str | Path):
 
 
 def write_json_atomic(path: str | Path, data, indent: int | None = 2) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then rename)."""
+    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then rename).
+
+    Raises:
+        ValueError: ``data`` holds NaN or Infinity (not valid JSON); nothing is written.
+    """
+    text = json.dumps(data, indent=indent, allow_nan=False)  # before the temp file: a refusal leaves nothing
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=indent) + "\n")
+        tmp.write_text(text + "\n")
     return Path(path)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from famicli.errors import InputError
 from famicli.formats.layout import IMAGE_ID_BASE, SEQUENCE_NAME, frame_number
+from famicli.formats.validate import short_repr
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,9 @@ class BoxFile:
     Entries are ``{"bbox": [x, y, w, h], "score", "category_id", and "image_id" or
     "frame_index"}`` in a list, in a dict's ``annotations`` (with its ``images``), or in a dict keyed by
     frame index. ``score`` defaults to 1; ``category_id`` other than 1 (person) is skipped; boxes
-    scoring below ``threshold`` or of zero size are dropped. Image ids become frames:
+    scoring below ``threshold`` or of zero size are dropped, and so are boxes with a coordinate or
+    score that is not finite (NaN, Infinity, beyond float range), counted in ``counts["not_finite"]``
+    with one logged warning. Image ids become frames:
 
     * with an ``images`` list (a PoseTrack18 file): the image's position in frame order; the file
       must list as many frames as the video has;
@@ -100,9 +103,9 @@ class BoxFile:
             entries = data["annotations"]
             if isinstance(data.get("images"), list):
                 self.images = data["images"]
+                if not all(isinstance(im, dict) and _is_int(im.get("id")) for im in self.images):
+                    raise InputError(f"{self.path}: images: id: every image needs an integer 'id'")
                 ordered = sorted(self.images, key=lambda im: frame_number(im.get("file_name", "")))
-                if not all(isinstance(im, dict) and isinstance(im.get("id"), int) for im in ordered):
-                    raise InputError(f"{self.path}: images: every image needs an integer 'id'")
                 self.image_ids = [im["id"] for im in ordered]
         elif isinstance(data, dict):  # {"<frame index>": [entry or [x, y, w, h, score], ...]}
             entries = [
@@ -114,19 +117,24 @@ class BoxFile:
             raise InputError(f"{self.path}: expected a list of detections or a dict with 'annotations'")
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.rows: dict[str, dict[int, list[tuple]]] = {}  # "file" | "index" | "seq<N>" -> frame -> rows
-        kept = dropped = 0
+        kept = dropped = not_finite = 0
         tracked = True  # every kept box has an integer track_id
         pos_of = {iid: i for i, iid in enumerate(self.image_ids or [])}
         for i, e in enumerate(entries):
             box, score, key = self._parse(i, e)
             if box is None:
                 continue
+            if not np.isfinite([*box, score]).all():
+                not_finite += 1
+                continue
             if score < self.threshold or box[2] <= 0 or box[3] <= 0:
                 dropped += 1
                 continue
             kind, frame = key
             track = e.get("track_id")
-            tracked &= isinstance(track, int) and not isinstance(track, bool)
+            if _is_int(track) and not _INT64_MIN <= track <= _INT64_MAX:
+                raise InputError(f"{self.path}: entry {i}: track_id: {track} does not fit a 64-bit integer")
+            tracked &= _is_int(track)
             if kind == "image_id" and self.images is not None:
                 if frame not in pos_of:
                     raise InputError(f"{self.path}: annotations[{i}]: image_id {frame} is not in images")
@@ -137,7 +145,11 @@ class BoxFile:
                 kind = "index"
             self.rows.setdefault(kind, {}).setdefault(frame, []).append((*box, score, track))
             kept += 1
-        self.counts = {"kept": kept, "below_threshold_or_empty": dropped}
+        self.counts = {"kept": kept, "below_threshold_or_empty": dropped, "not_finite": not_finite}
+        if not_finite:
+            log.warning(
+                "%s: %d boxes with a coordinate or score that is not finite were dropped", self.path, not_finite
+            )
         self.tracked = kept > 0 and tracked
 
     def _parse(self, i: int, e) -> tuple:
@@ -147,17 +159,18 @@ class BoxFile:
         if e.get("category_id", 1) != 1:
             return None, None, None
         box = e.get("bbox")
-        if not (isinstance(box, list) and len(box) >= 4 and all(isinstance(v, (int, float)) for v in box[:4])):
-            raise InputError(f"{where}: bbox: expected [x, y, w, h], got {box!r}")
+        if not (isinstance(box, list) and len(box) >= 4 and all(_is_number(v) for v in box[:4])):
+            raise InputError(f"{where}: bbox: expected [x, y, w, h], got {short_repr(box)}")
         score = e.get("score", 1.0)
-        if not isinstance(score, (int, float)) or not np.isfinite(score):
-            raise InputError(f"{where}: score: expected a number, got {score!r}")
+        if not _is_number(score):
+            raise InputError(f"{where}: score: expected a number, got {short_repr(score)}")
         for name in ("frame_index", "frame", "image_id"):
             if name in e:
                 value = e[name]
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise InputError(f"{where}: {name}: expected a non-negative integer, got {value!r}")
-                return [float(v) for v in box[:4]], float(score), ("image_id" if name == "image_id" else "index", value)
+                if not _is_int(value) or value < 0:
+                    raise InputError(f"{where}: {name}: expected a non-negative integer, got {short_repr(value)}")
+                key = ("image_id" if name == "image_id" else "index", value)
+                return [_float(v) for v in box[:4]], _float(score), key
         raise InputError(f"{where}: needs 'image_id' or 'frame_index'")
 
     def for_video(self, name: str, n_frames: int | None, require: bool = True) -> FileBoxes:
@@ -217,6 +230,7 @@ class BoxFile:
             )
         describe["boxes"] = sum(len(r) for r in rows.values())
         describe["frames_with_boxes"] = len(rows)
+        describe["not_finite_dropped"] = self.counts["not_finite"]  # in the whole file
         describe["track_ids"] = "file" if self.tracked else "famipose"
         if self.tracked:
             for frame, frame_rows in sorted(rows.items()):
@@ -237,15 +251,36 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _keyed_entry(path: Path, key: str, entry) -> dict:
-    if not str(key).isdigit():
-        raise InputError(f"{path}: key {key!r}: expected a frame index (0-based)")
+    if not (key.isascii() and key.isdigit()):
+        raise InputError(f"{path}: key {short_repr(key)}: expected a frame index (0-based)")
     if isinstance(entry, list):
         entry = {"bbox": entry[:4], **({"score": entry[4]} if len(entry) > 4 else {})}
     if not isinstance(entry, dict):
         raise InputError(f"{path}: frame {key}: expected [x, y, w, h, score] or an object with 'bbox'")
     return {**entry, "frame_index": int(key)}
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _float(value) -> float:
+    """``float(value)``; an integer beyond float range becomes +-inf (then dropped as not finite)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")

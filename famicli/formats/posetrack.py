@@ -32,7 +32,7 @@ import numpy as np
 
 from famicli.errors import InputError
 from famicli.formats.layout import image_id, sequence_number
-from famicli.formats.validate import Issues
+from famicli.formats.validate import Issues, short_repr
 from famicli.io import loads
 from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
 
@@ -41,6 +41,7 @@ JOINT_COLUMNS = np.array(POSEVAL_COLUMNS, dtype=np.intp)
 ROLES = ("gt", "pred", "data")  # see read_sequence
 MIN_SCORE = -9999.0  # poseval's score for a predicted keypoint without one
 MAX_TRACK_ID = 10000  # poseval offsets track ids by 10000 per sequence
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # track ids are stored as int64
 # images/<split>/<NNNNNN>_<mpii|bonn|mpiinew>[_...]/<frame>.<ext>: poseval derives ids from it
 _FRAME_NAME = re.compile(r"(?:^|/)((\d+)_(?:mpii|bonn|mpiinew)(?:_[^/]*)?)/(\d+)(?:\.[^/]*)?$")
 
@@ -94,8 +95,6 @@ def read_sequence(path: Path, role: str, issues: Issues) -> Sequence:
     Raises:
         InputError: unreadable file, invalid JSON or a malformed field, naming the file and the field.
     """
-    import hashlib
-
     if role not in ROLES:
         raise ValueError(f"role {role!r} not in {ROLES}")
     path = Path(path)
@@ -104,9 +103,20 @@ def read_sequence(path: Path, role: str, issues: Issues) -> Sequence:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     try:
+        return _read(path, raw, role, issues)
+    except InputError as exc:  # a file's own strings (frame names) may hold line breaks
+        raise InputError(" ".join(str(exc).splitlines())) from None
+
+
+def _read(path: Path, raw: bytes, role: str, issues: Issues) -> Sequence:
+    import hashlib
+
+    try:
         data = loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object with 'images' or 'annolist'")
     if "annolist" in data:
@@ -136,11 +146,11 @@ def _keypoint_columns(path: Path, data: dict, role: str, issues: Issues) -> np.n
     names = cats[0].get("keypoints")
     if not isinstance(names, list) or len(names) not in (15, 17):
         got = len(names) if isinstance(names, list) else names
-        raise InputError(f"{path}: categories: keypoints: {got} names, expected 15 or 17")
+        raise InputError(f"{path}: categories: keypoints: {short_repr(got)} names, expected 15 or 17")
     unknown = [n for n in names if n not in JOINT_NAMES]
     if unknown:
         issues.error(
-            f"{path}: categories: keypoints: unknown name {unknown[0]!r}; known: " + ", ".join(JOINT_NAMES),
+            f"{path}: categories: keypoints: unknown name {short_repr(unknown[0])}; known: " + ", ".join(JOINT_NAMES),
             downgrade="ignored, as poseval ignores names it does not know",
         )
     missing = [n for n in JOINT_NAMES if n not in names and n not in ("left_ear", "right_ear")]
@@ -191,13 +201,13 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     for i, img in enumerate(images):
         iid = img.get("id")
         if not isinstance(iid, (int, str)) or isinstance(iid, bool):
-            raise InputError(f"{path}: frame {names[i]}: id: {iid!r} is not an image id")
+            raise InputError(f"{path}: frame {names[i]}: id: {short_repr(iid)} is not an image id")
         if iid in id2frame:
-            raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {iid!r}")
+            raise InputError(f"{path}: frame {names[i]}: id: duplicate image id {short_repr(iid)}")
         id2frame[iid] = i
     # One pass per field (list comprehensions), then each rule checked over the whole column; a failed
     # rule names the first annotation that breaks it.
-    frame_of = [id2frame.get(a.get("image_id")) if type(a) is dict else None for a in anns]
+    frame_of = [id2frame.get(_key(a.get("image_id"))) if type(a) is dict else None for a in anns]
     index = [k for k, fi in enumerate(frame_of) if fi is not None]
     orphans = len(anns) - len(index)
     if orphans:
@@ -220,7 +230,9 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     tracks = [a.get("track_id") for a in anns]
     for j, tid in enumerate(tracks):
         if type(tid) is not int and (isinstance(tid, bool) or not isinstance(tid, int)):
-            raise InputError(f"{where(j)}: track_id: {tid!r} is not an integer")
+            raise InputError(f"{where(j)}: track_id: {short_repr(tid)} is not an integer")
+        if not INT64_MIN <= tid <= INT64_MAX:
+            raise InputError(f"{where(j)}: track_id: {tid} does not fit a 64-bit integer")
     scores = [a.get("scores") or None for a in anns]
     for j, sc in enumerate(scores):
         if sc is not None and (type(sc) is not list or len(sc) != n_kp):
@@ -235,7 +247,7 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
     boxes = [_box_or_none(a.get("bbox")) for a in anns]
     pscores = [a.get("score") for a in anns]
     pscores = [
-        ps if type(ps) is float or (isinstance(ps, (int, float)) and not isinstance(ps, bool)) else None
+        ps if type(ps) is float else _number(ps) if isinstance(ps, int) and not isinstance(ps, bool) else None
         for ps in pscores
     ]
     n = len(frames)
@@ -264,8 +276,9 @@ def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequ
         block[:, columns[cols]] = sflat.reshape(len(rows), n_kp)[:, cols]
         sc17[has_scores] = block
     head = _boxes(heads, n, path, "bbox_head", names, frames, index)
-    head[:, 2] += head[:, 0]  # x2 = x + w, y2 = y + h, as poseval converts them
-    head[:, 3] += head[:, 1]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values become inf, refused as not finite
+        head[:, 2] += head[:, 0]  # x2 = x + w, y2 = y + h, as poseval converts them
+        head[:, 3] += head[:, 1]
     bbox = _boxes(boxes, n, path, "bbox", names, frames, index)
     labeled = np.array([bool(img.get("is_labeled", False)) for img in images], dtype=bool)
     n_rects = np.bincount(np.asarray(frames, dtype=np.intp), minlength=len(images))
@@ -301,14 +314,16 @@ def _floats(rows, count, path, field_name, names, frames, index) -> np.ndarray:
     """Flatten lists of numbers into one float array; name the first bad value if any."""
     try:
         return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=count)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         for row, fi, k in zip(rows, frames, index):
             for j, v in enumerate(row):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise InputError(
-                        f"{path}: frame {names[fi]}: annotation {k}: {field_name}: value {j} is {v!r}, not a number"
+                        f"{path}: frame {names[fi]}: annotation {k}: {field_name}: value {j} is {short_repr(v)}, "
+                        "not a number"
                     ) from None
-        raise
+        # only numbers, some beyond float range: those become +-inf (refused later as not finite)
+        return np.fromiter((_number(v) for v in itertools.chain.from_iterable(rows)), dtype=float, count=count)
 
 
 def _box_or_none(value):
@@ -339,7 +354,7 @@ def _polygons(xs, ys, path, frame_name) -> list[np.ndarray]:
     for px, py in zip(xs, ys):
         try:
             polys.append(np.array(list(zip(px, py)), dtype=float).reshape(-1, 2))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(
                 f"{path}: frame {frame_name}: ignore_regions_x: a polygon is not a list of numbers"
             ) from None
@@ -394,6 +409,32 @@ def _first(value):
     return value[0] if isinstance(value, list) and value else value
 
 
+def _key(value):
+    """``value`` if it can be an image id (hashable), else None: ids given as lists or objects match
+    no image."""
+    return value if isinstance(value, (int, float, str)) else None
+
+
+def _number(value) -> float | None:
+    """A JSON number as a float (an integer beyond float range becomes +-inf); None if not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def _to_float(value) -> float | None:
+    """``float(value)`` as poseval reads annolist values (numeric strings too); None if it cannot."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+    except (TypeError, ValueError):
+        return None
+
+
 def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequence:
     annolist = _need(data, "annolist", path)
     names, n_rects, ignore = [], [], {}
@@ -407,12 +448,20 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
             raise InputError(f"{path}: frame {fi}: image: missing image name")
         names.append(name)
         rects = frame.get("annorect") or []
+        if not isinstance(rects, list):
+            raise InputError(f"{path}: frame {name}: annorect: not a list")
         n_rects.append(len(rects))
         regions = frame.get("ignore_regions") or []
+        if not isinstance(regions, list):
+            raise InputError(f"{path}: frame {name}: ignore_regions: not a list")
         polys = []
         for region in regions:
             pts = region.get("point", []) if isinstance(region, dict) else []
-            polys.append(np.array([[_first(p["x"]), _first(p["y"])] for p in pts], dtype=float).reshape(-1, 2))
+            try:
+                xy = [[_first(p["x"]), _first(p["y"])] for p in pts]
+                polys.append(np.array(xy, dtype=float).reshape(-1, 2))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise InputError(f"{path}: frame {name}: ignore_regions: point: x/y: not a number") from None
         if polys:
             ignore[fi] = polys
         for k, rect in enumerate(rects):
@@ -422,26 +471,36 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
                 continue  # poseval drops rects without annopoints
             tid = _first(rect.get("track_id"))
             if isinstance(tid, bool) or not isinstance(tid, int):
-                raise InputError(f"{where}: track_id: {tid!r} is not an integer")
+                raise InputError(f"{where}: track_id: {short_repr(tid)} is not an integer")
+            if not INT64_MIN <= tid <= INT64_MAX:
+                raise InputError(f"{where}: track_id: {tid} does not fit a 64-bit integer")
+            points = ap[0]["point"] or []
+            if not isinstance(points, list):
+                raise InputError(f"{where}: annopoints: point: not a list")
             kp = np.zeros((17, 3))
             pres = np.zeros(17, dtype=bool)
             sc = np.full(17, MIN_SCORE)
             scored = False
-            for p in ap[0]["point"] or []:
+            for p in points:
+                if not isinstance(p, dict):
+                    raise InputError(f"{where}: annopoints: point: {short_repr(p)} is not an object")
                 pid = _first(p.get("id"))
-                if not isinstance(pid, int) or not 0 <= pid < 15:
-                    unknown_ids.add(repr(pid))
+                if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 15:
+                    unknown_ids.add(short_repr(pid))
                     continue
                 col = JOINT_COLUMNS[pid]
                 if pres[col]:
                     continue  # poseval uses the first point with an id
-                try:
-                    kp[col] = (float(_first(p["x"])), float(_first(p["y"])), 1.0)
-                except (KeyError, TypeError, ValueError):
-                    raise InputError(f"{where}: point {pid}: x/y: not a number") from None
+                x, y = _to_float(_first(p.get("x"))), _to_float(_first(p.get("y")))
+                if x is None or y is None:
+                    raise InputError(f"{where}: point {pid}: x/y: not a number")
+                kp[col] = (x, y, 1.0)
                 pres[col] = True
                 if "score" in p:
-                    sc[col] = float(_first(p["score"]))
+                    score = _to_float(_first(p["score"]))
+                    if score is None:
+                        raise InputError(f"{where}: point {pid}: score: {short_repr(p['score'])} is not a number")
+                    sc[col] = score
                     scored = True
             box = [_first(rect.get(c)) for c in ("x1", "y1", "x2", "y2")]
             if role == "gt" and not all(isinstance(v, (int, float)) for v in box):
@@ -452,9 +511,8 @@ def _read_annolist(path: Path, data: dict, role: str, issues: Issues) -> Sequenc
             pres_rows.append(pres)
             score_rows.append(sc)
             has_scores.append(scored)
-            heads.append([float(v) if isinstance(v, (int, float)) else np.nan for v in box])
-            ps = _first(rect.get("score"))
-            pscores.append(ps if isinstance(ps, (int, float)) else None)
+            heads.append([np.nan if _number(v) is None else _number(v) for v in box])
+            pscores.append(_number(_first(rect.get("score"))))
             index.append(k)
     if unknown_ids:
         issues.error(

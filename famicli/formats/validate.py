@@ -13,6 +13,7 @@ Warnings also report what poseval silently accepts but is probably a mistake.
 from __future__ import annotations
 
 import logging
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from famicli.formats.posetrack import Sequence
 
 log = logging.getLogger(__name__)
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 3, 4, 4
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = 40
+
+
+def short_repr(value) -> str:
+    """A JSON value as one short line for messages: nesting, long lists and strings and huge integers
+    are cut (``[[[...]]]``), so that a value from a malformed file never floods the terminal."""
+    return _REPR.repr(value)
 
 
 # What a summary line says about several warnings of one kind (one warning is shown as it is).
@@ -142,7 +153,8 @@ def check_sequence(seq: Sequence, role: str, issues: Issues) -> None:
         if headless.any():
             row = int(np.flatnonzero(headless)[0])
             issues.error(f"{where(row)}: bbox_head: not finite (track_id {seq.track[row]})")
-        size = np.hypot(seq.head[:, 2] - seq.head[:, 0], seq.head[:, 3] - seq.head[:, 1])
+        with np.errstate(over="ignore", invalid="ignore"):  # huge but finite boxes: inf, no warning
+            size = np.hypot(seq.head[:, 2] - seq.head[:, 0], seq.head[:, 3] - seq.head[:, 1])
         zero = (size == 0) & seq.present.any(1)
         if zero.any():
             row = int(np.flatnonzero(zero)[0])

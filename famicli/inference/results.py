@@ -7,11 +7,28 @@ evaluator finds every frame; a frame without predictions simply has no annotatio
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def _finite_persons(xy, scores, boxes) -> np.ndarray:
+    """(N,) bool: every value of the person is finite, and so is its mean score (xy (N, 17, 2), scores
+    (N, 17), boxes (N, 4))."""
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    xy = np.asarray(xy, dtype=float).reshape(n, -1)  # (N, 17, 2) -> (N, 34)
+    scores = np.asarray(scores, dtype=float).reshape(n, -1)  # (N, 17)
+    boxes = np.asarray(boxes, dtype=float).reshape(n, -1)  # (N, 4)
+    finite = np.isfinite(xy).all(1) & np.isfinite(scores).all(1) & np.isfinite(boxes).all(1)
+    with np.errstate(over="ignore", invalid="ignore"):  # the mean of huge scores may overflow
+        return finite & np.isfinite(scores.mean(1))
 
 
 def person_annotation(image_id: int, track_id: int, coords, scores, bbox: Sequence[float] | None = None) -> dict:
@@ -154,17 +171,31 @@ class VideoPrediction:
 
     def annotations(self, source: str = "famipose") -> list[dict]:
         """:func:`person_annotation` per person per frame; ``source`` "famipose" or "backbone" (the
-        single-frame baseline). Keypoint scores are heatmap maxima times the box score."""
+        single-frame baseline). Keypoint scores are heatmap maxima times the box score.
+
+        A person whose keypoints, scores or box are not all finite (e.g. a checkpoint with NaN weights)
+        is left out, so that every file written is valid JSON; how many is logged and counted in
+        ``record["persons_not_finite"][source]``."""
         if source not in ("famipose", "backbone"):
             from famicli.errors import ConfigError
 
             raise ConfigError(f"unknown source {source!r}; choose from: famipose, backbone")
-        anns = []
+        anns, not_finite = [], 0
         for image_id, f in zip(self.image_ids, self.frames, strict=True):
             kp = f.keypoints if source == "famipose" else f.backbone
-            scores = kp[..., 2] * f.box_scores[:, None]
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf, dropped below
+                scores = kp[..., 2] * f.box_scores[:, None]  # (N, 17)
+                finite = _finite_persons(kp[..., :2], scores, f.boxes)  # (N,)
             for i in range(len(f.boxes)):
+                if not finite[i]:
+                    not_finite += 1
+                    continue
                 anns.append(person_annotation(image_id, int(f.track_ids[i]), kp[i, :, :2], scores[i], f.boxes[i]))
+        self.record.setdefault("persons_not_finite", {})[source] = not_finite
+        if not_finite:
+            log.warning(
+                "%s: %d persons with keypoints or scores that are not finite were not written", self.name, not_finite
+            )
         return anns
 
     def to_posetrack(self, source: str = "famipose") -> dict:
