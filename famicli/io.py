@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import platform
@@ -12,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from famicli import __version__
+from famicli.errors import ConfigError
 
 try:  # orjson parses several times faster than json; it is optional
     import orjson
@@ -40,7 +43,7 @@ def atomic_path(path: str | Path):
     """Yield a temporary path in ``path``'s folder; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(path.name)}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -52,6 +55,99 @@ def atomic_path(path: str | Path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _short_name(name: str, limit: int = 200) -> str:
+    """``name``, or a 16-character hash of it when the temp name ``.{name}.XXXXXXXX.tmp`` would pass the
+    255-byte limit on file names."""
+    if len(name.encode()) <= limit:
+        return name
+    return hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()[:16]
+
+
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+
+
+def check_writable(path: str | Path, kind: str = "folder") -> Path:
+    """Raise :class:`ConfigError` (``<path>: ...``) unless a ``kind`` ("folder" or "file") can be written
+    at ``path``: checked before any computing, so a bad ``--out`` fails at once. Creates nothing."""
+    path = Path(path)
+    for part in path.parts:
+        if len(part.encode(errors="surrogateescape")) > NAME_MAX:
+            raise ConfigError(
+                f"{path}: file name too long ({len(part.encode(errors='surrogateescape'))} bytes; at most {NAME_MAX})"
+            )
+    if path.exists():
+        if kind == "folder" and not path.is_dir():
+            raise ConfigError(f"{path}: is a file, not a folder; choose another --out")
+        if kind == "file" and path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a file; choose another --out")
+        where = path if kind == "folder" else path.parent
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise ConfigError(f"{path}: permission denied (cannot write in {where})")
+        return path
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{path}: lies under a file ({ancestor}), not a folder; choose another --out")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: permission denied (cannot create it in {ancestor})")
+    return path
+
+
+LOCK_NAME = ".famipose.lock"
+
+
+@contextmanager
+def out_lock(folder: str | Path):
+    """Hold ``folder/.famipose.lock`` (``fcntl.flock``, non-blocking) for the block: a second run writing
+    the same folder gets :class:`ConfigError`. The lock file is removed at the end (the OS releases the
+    lock if the process dies); the folders this call created are removed too if they are left empty."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    folder = Path(folder)
+    created = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise ConfigError(
+                f"{folder}: another famipose run is writing here (pid {pid}); wait for it to end or choose "
+                "another --out"
+            ) from None
+        try:  # the holder before us may have removed the file between our open and our flock
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        try:
+            lock.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+        for d in created:
+            try:
+                d.rmdir()  # only if empty
+            except OSError:
+                break
 
 
 def write_json_atomic(path: str | Path, data, indent: int | None = 2) -> Path:

@@ -79,7 +79,7 @@ def test_note_once_on_a_video_that_is_not_synthtrack(clip, tmp_path, monkeypatch
     video = tmp_path / "holiday.mp4"
     shutil.copy(folder / demo.VIDEO_NAME, video)
     result = runner.invoke(
-        app, ["predict", str(video), "--boxes", str(folder / demo.BOXES_NAME), "-o", str(tmp_path / "out"), "-q"]
+        app, ["predict", str(video), "--boxes", str(folder / demo.BOXES_NAME), "-o", str(tmp_path / "out")]
     )
     assert result.exit_code == 0, result.output
     notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]

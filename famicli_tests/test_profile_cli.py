@@ -88,10 +88,10 @@ def test_usage_errors_exit_2():
     assert result.exit_code == 2 and "'w33' is not one of" in result.output
 
 
-def test_library_errors_exit_1():
+def test_batch_size_out_of_range_is_a_usage_error():
     result = runner.invoke(app, [*TINY, "--batch-size", "0"])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "outside 1..4096" in result.output
 
 
 def test_cli_defaults_are_the_library_defaults():

@@ -7,6 +7,8 @@ into one ``Error: ...`` line on stderr and exit code 1 here, in one place.
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Annotated
 
 import typer
@@ -23,15 +25,38 @@ from famicli.cli.options import Command, Group, flag
 from famicli.errors import FamiposeError
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 class _Group(Group):
-    """Root command group: reports library errors as one line and exit code 1."""
+    """Root command group: every failure is one ``Error: ...`` line on stderr, never a traceback.
+
+    A library error (:class:`FamiposeError`) prints its message and an OS error (disk full, permission
+    denied) its path and reason, exit 1; an interrupt (Ctrl-C, SIGTERM) exits 130; anything else is a bug,
+    reported as ``internal error (...)``, exit 1 (``FAMIPOSE_DEBUG=1``: the traceback instead). Usage
+    errors stay Typer's (exit 2).
+    """
 
     def invoke(self, ctx):  # noqa: D102 - click API
         try:
             return super().invoke(ctx)
         except FamiposeError as exc:
-            message = " ".join(str(exc).split("\n"))
-            typer.echo(f"Error: {message}", err=True)
+            typer.echo(f"Error: {_one_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in ("typer", "click"):
+                raise  # usage errors (exit 2), typer.Exit, typer.Abort: Typer reports them
+            if os.environ.get("FAMIPOSE_DEBUG", "") not in ("", "0"):
+                raise
+            if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+                typer.echo(f"Error: {exc.filename}: {_one_line(exc.strerror)}", err=True)
+            else:
+                detail = f"{type(exc).__name__}: {_one_line(exc)}" if str(exc) else type(exc).__name__
+                typer.echo(f"Error: internal error ({detail}); please report it", err=True)
             raise typer.Exit(1) from None
 
 
@@ -70,6 +95,14 @@ app.add_typer(data_cmd.app, name="data", help="Generate SynthTrack or validate a
 app.add_typer(viz_cmd.app, name="viz", help="Figures: alignment offsets, MI terms per joint, heatmaps.")
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: temp files and locks are cleaned up on the way out
+
+
 def main() -> None:
     """Console-script entry point."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # pragma: no cover - not the main thread
+        pass
     app()

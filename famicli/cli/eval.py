@@ -93,7 +93,12 @@ def eval_command(
     processes) and show backbone-only and FAMI-Pose AP side by side.
     """
     from famicli import evaluate
+    from famicli.io import check_writable
 
+    if out is not None:
+        check_writable(out, "file")
+    if pred_out is not None:
+        check_writable(pred_out, "folder")
     if dataset is Dataset.synthtrack and pred is None and weights is None:
         from famicli.data.synthtrack import demo
 

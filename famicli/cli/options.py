@@ -15,6 +15,7 @@ Nothing here imports torch: ``famipose --help`` imports this module.
 
 from __future__ import annotations
 
+import math
 import os
 from enum import Enum
 from pathlib import Path
@@ -76,6 +77,24 @@ def default_root(dataset: str) -> Path:
     return Path(base) / dataset if base else Path("data") / dataset
 
 
+def number(low: float | None = None, high: float | None = None, *, above: bool = False):
+    """A ``callback`` refusing a float outside [low, high] (``above``: strictly greater than ``low``), NaN
+    and infinity (Typer's ``min``/``max`` let NaN through): a usage error, exit 2. None passes."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number")
+        if low is not None and (value <= low if above else value < low):
+            raise typer.BadParameter(f"{value} must be {'>' if above else '>='} {low:g}")
+        if high is not None and value > high:
+            raise typer.BadParameter(f"{value} must be <= {high:g}")
+        return value
+
+    return check
+
+
 def flag(*decls: str, help: str, **extra):
     """A boolean option shown as a flag in help (``--json``, ``--flip/--no-flip``), not ``--json <bool>``."""
     return typer.Option(*decls, help=help, metavar="", **extra)
@@ -118,7 +137,7 @@ def dtype(help: str = "fp32, or bf16/fp16 autocast (not exact; docs/speed.md).",
 
 
 def batch_size(help: str = "Persons per forward pass.", **extra):
-    return typer.Option("--batch-size", help=help, **extra)
+    return typer.Option("--batch-size", help=help, **{"min": 1, **extra})
 
 
 def dataset(help: str = "Benchmark name (sets the default --root).", **extra):
@@ -135,7 +154,7 @@ def out(help: str, **extra):
 
 
 def seed(help: str = "Random seed: the same seed gives the same result.", **extra):
-    return typer.Option("--seed", help=help, **extra)
+    return typer.Option("--seed", help=help, **{"min": 0, **extra})
 
 
 def json_out(help: str = "Print the result as one JSON object on stdout.", **extra):
@@ -153,7 +172,7 @@ def boxes(help: str = "COCO-style detections JSON (image_id or frame_index).", *
 
 
 def box_threshold(help: str = "Minimum box score (default: 0.2 for --boxes, 0.5 for a detector).", **extra):
-    return typer.Option("--box-threshold", help=help, **extra)
+    return typer.Option("--box-threshold", help=help, **{"callback": number(0, 1), **extra})
 
 
 def flip(help: str = "Flip test: average with the mirrored crops (twice the model time).", **extra):
@@ -181,7 +200,7 @@ def chunk(
     "one crop box per track).",
     **extra,
 ):
-    return typer.Option("--chunk", help=help, **extra)
+    return typer.Option("--chunk", help=help, **{"min": 1, **extra})
 
 
 def max_shift(
@@ -189,4 +208,4 @@ def max_shift(
     "person's own, in box heights.",
     **extra,
 ):
-    return typer.Option("--max-shift", help=help, **extra)
+    return typer.Option("--max-shift", help=help, **{"callback": number(0), **extra})

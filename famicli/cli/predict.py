@@ -40,7 +40,10 @@ def predict_command(
     ] = None,
     box_threshold: Annotated[float | None, opt.box_threshold()] = None,
     detect_every: Annotated[
-        int, typer.Option("--detect-every", help="Run the detector every N frames; boxes follow the poses in between.")
+        int,
+        typer.Option(
+            "--detect-every", min=1, help="Run the detector every N frames; boxes follow the poses in between."
+        ),
     ] = 1,
     device: Annotated[str, opt.device()] = "auto",
     dtype: Annotated[opt.Dtype, opt.dtype()] = opt.Dtype.fp32,
@@ -50,7 +53,12 @@ def predict_command(
     share: Annotated[opt.Share, opt.share()] = opt.Share.own,
     chunk: Annotated[int, opt.chunk()] = 16,
     max_shift: Annotated[float, opt.max_shift()] = 0.02,
-    fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of frames (default: 25).")] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            "--fps", callback=opt.number(0, above=True), help="Frame rate of a folder of frames (default: 25)."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         opt.out(
@@ -67,13 +75,14 @@ def predict_command(
 
     from famicli import predict_video
     from famicli.data.synthtrack import demo
+    from famicli.errors import InputError
     from famicli.inference.predictor import PredictConfig
+    from famicli.io import check_writable, out_lock
 
-    if weights is None:
-        weights = demo.default_weights()
-        note = demo.note_if_not_synthtrack(video)
-        if note:
-            typer.echo(note, err=True)
+    stem = video.name if video.is_dir() else video.stem
+    out = check_writable(out if out is not None else Path("famipose_out") / stem, "folder")
+    if not video.exists():
+        raise InputError(f"{video}: no such file or folder")
     if boxes is None and detector is None:
         boxes = demo.sidecar_boxes(video)
         if boxes is not None and not quiet:
@@ -93,23 +102,28 @@ def predict_command(
         max_shift=max_shift,
         share=share.value,
     )
-    stem = video.name if video.is_dir() else video.stem
-    out = out if out is not None else Path("famipose_out") / stem
+    note = None
+    if weights is None:
+        weights = demo.default_weights()
+        note = demo.note_if_not_synthtrack(video)
     t0 = time.perf_counter()
-    with progress_bar("predict", quiet) as update:
+    with out_lock(out):  # held for the whole run: a second run writing to the same --out is refused
+        if note and not quiet:  # after the checks above, which fail first
+            typer.echo(note, err=True)
+        with progress_bar("predict", quiet) as update:
 
-        def progress(done: int, total: int) -> None:
-            update(done, total, info=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
+            def progress(done: int, total: int) -> None:
+                update(done, total, info=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
 
-        result = predict_video(
-            video,
-            weights,
-            cfg,
-            variant=None if variant is None else variant.value,
-            out=out,
-            render=render,
-            progress=progress,
-        )
+            result = predict_video(
+                video,
+                weights,
+                cfg,
+                variant=None if variant is None else variant.value,
+                out=out,
+                render=render,
+                progress=progress,
+            )
     record = result.record
     if not quiet:
         typer.echo(speed_line(record), err=True)

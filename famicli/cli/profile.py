@@ -11,12 +11,18 @@ import typer
 from famicli.cli import options as opt
 
 QUANTILES = ("p50", "p95", "p99", "mean")
+MAX_BATCH = 4096  # largest --batch-size: a sane cap, beyond what one GPU holds for w48
 
 
 def _ints(text: str) -> str:
     """``--batch-size``: comma-separated integers, else a usage error."""
     if not all(part.strip().isdigit() for part in text.split(",")):
         raise typer.BadParameter(f"expected comma-separated integers such as 1,4,16, got {text!r}")
+    for part in text.split(","):
+        if not 1 <= int(part) <= MAX_BATCH:
+            raise typer.BadParameter(
+                f"{int(part)} is outside 1..{MAX_BATCH} (key frames per forward; more does not fit a GPU's memory)"
+            )
     return text
 
 
@@ -67,6 +73,10 @@ def profile_command(
         device = "cuda" if device == "auto" else device
     from famicli import profile_model
     from famicli.cli.progress import progress_bar
+    from famicli.io import check_writable
+
+    if csv is not None:
+        check_writable(csv, "file")
     from famicli.profiling.profiler import ProfileConfig
 
     cfg = ProfileConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from enum import Enum
@@ -39,13 +40,16 @@ def train_command(
         Path | None, typer.Option("--resume", help="Continue a run from its last.pt (its saved configuration is used).")
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", help="Epochs (default: the variant's preset; 21 for w48).")
+        int | None, typer.Option("--epochs", min=1, help="Epochs (default: the variant's preset; 21 for w48).")
     ] = None,
     batch_size: Annotated[
         int | None,
         opt.batch_size("Global batch size, split across torchrun processes (default: the variant's preset)."),
     ] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 1e-3).")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", callback=opt.number(0, above=True), help="Adam learning rate (default 1e-3)."),
+    ] = None,
     lr_steps: Annotated[
         str | None,
         typer.Option("--lr-steps", help="Epochs at which the LR is multiplied by 0.1, comma-separated (w48: 8,12,16)."),
@@ -65,14 +69,24 @@ def train_command(
     mi_estimator: Annotated[
         Estimator, typer.Option("--mi-estimator", help="MI estimator: official or corrected.")
     ] = Estimator.official,
-    alpha: Annotated[float, typer.Option("--alpha", help="Weight of the MI terms (0: heatmap loss only).")] = 0.5,
-    beta: Annotated[float, typer.Option("--beta", help="Weight of the MI terms on the aggregated feature.")] = 0.1,
+    alpha: Annotated[
+        float, typer.Option("--alpha", callback=opt.number(0), help="Weight of the MI terms (0: heatmap loss only).")
+    ] = 0.5,
+    beta: Annotated[
+        float, typer.Option("--beta", callback=opt.number(0), help="Weight of the MI terms on the aggregated feature.")
+    ] = 0.1,
     sigma: Annotated[
         float | None,
-        typer.Option("--sigma", help="Gaussian target std in heatmap pixels (default: 3 at 96x72, scaled)."),
+        typer.Option(
+            "--sigma",
+            callback=opt.number(0, above=True),
+            help="Gaussian target std in heatmap pixels (default: 3 at 96x72, scaled).",
+        ),
     ] = None,
-    grad_clip: Annotated[float, typer.Option("--grad-clip", help="Max gradient norm (0: off).")] = 0.0,
-    workers: Annotated[int | None, typer.Option("--workers", help="DataLoader workers per process.")] = None,
+    grad_clip: Annotated[
+        float, typer.Option("--grad-clip", callback=opt.number(0), help="Max gradient norm (0: off).")
+    ] = 0.0,
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader workers per process.")] = None,
     seed: Annotated[int, opt.seed()] = 0,
     device: Annotated[str, opt.device()] = "auto",
     no_val: Annotated[bool, opt.flag("--no-val", help="Skip validation after each epoch.")] = False,
@@ -84,6 +98,7 @@ def train_command(
     """Train FAMI-Pose (heatmap MSE + mutual-information terms); DDP with torchrun -m famicli train."""
     from famicli.config import train_configs
     from famicli.engine.trainer import train
+    from famicli.io import check_writable, out_lock
 
     steps = None
     if lr_steps is not None:
@@ -108,7 +123,9 @@ def train_command(
     )
     if out is None:
         out = resume.parent if resume is not None else Path("runs/train")
-    with progress_bar("train", quiet) as update:
+    check_writable(out, "folder")
+    lock = out_lock(out) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext()  # rank 0 writes
+    with lock, progress_bar("train", quiet) as update:
 
         def on_event(e: dict) -> None:
             if e["event"] == "step":

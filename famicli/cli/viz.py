@@ -37,7 +37,7 @@ Boxes = Annotated[
         "COCO-style boxes for --video (default: <stem>_boxes.json next to the video, if present, else the full frame)."
     ),
 ]
-Frame = Annotated[int, typer.Option("--frame", help="Key frame, 0-based.")]
+Frame = Annotated[int, typer.Option("--frame", min=0, help="Key frame, 0-based.")]
 Person = Annotated[
     int | None, typer.Option("--person", help="Track id (dataset) or box id (video); default: the lowest.")
 ]
@@ -107,9 +107,11 @@ def heatmaps_command(
 def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
     from famicli.data.synthtrack import demo
     from famicli.errors import InputError
+    from famicli.io import check_writable
     from famicli.viz.inspect import ClipSource, check_output, visualize
 
     check_output(out)
+    check_writable(out, "file")
     if root is None and dataset is not None:
         root = opt.default_root(dataset.value)
     if root is None and video is None:
