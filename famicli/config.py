@@ -61,16 +61,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Rebuild from :meth:`to_dict` output; unknown fields are a :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config fields: {', '.join(unknown)}")
-        data = dict(data)
-        hr = data.pop("hrnet", {})
-        hrnet = HRNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hr.items()})
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(hrnet=hrnet, **data)
+        """Rebuild from :meth:`to_dict` output, checking every field's type and range.
+
+        Raises:
+            ConfigError: one line naming the field (``hrnet.widths``, ``input_size``, ...), the bad value
+                and what is expected; unknown fields too.
+        """
+        return config_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -176,3 +173,89 @@ def train_configs(
         sigma = 3.0 * model.heatmap_size[1] / 72
     train = replace(TRAIN_PRESETS[variant], **{k: v for k, v in train_overrides.items() if v is not None})
     return model, DataConfig(sigma=sigma), LossConfig(alpha=alpha, beta=beta), train
+
+
+# Ranges checked on reading (config_from_dict) beyond the annotated type: strings with a fixed set of
+# values; numbers that may be 0; probabilities. Every other number must be > 0.
+_CHOICES = {
+    "mi_estimator": ("official", "corrected"),
+    "padding": ("official", "clamp"),
+    "crop": ("unbiased", "standard", "official"),
+}
+_NONNEG = {"seed", "workers", "grad_clip", "half_body_min_joints", "alpha", "beta", "scale_factor"}
+_NONNEG |= {"rotation_factor", "lr_factor"}
+_PROBABILITIES = {"rotation_prob", "flip_prob", "half_body_prob"}
+_NONZERO_TUPLES = {"offsets"}  # supporting-frame offsets: any int but 0 (the key frame)
+
+
+def config_from_dict(cls, data, where: str = ""):
+    """Build the config dataclass ``cls`` from plain data (JSON/checkpoint form: lists for tuples).
+
+    Every field's type is checked against its annotation (``bool`` is not an ``int``; an ``int`` is a
+    valid ``float``) and its range: counts and sizes are positive, crop sizes are multiples of 32 (the
+    HRNet's stride), probabilities lie in [0, 1], strings are one of their choices. Missing fields keep
+    their defaults.
+
+    Raises:
+        ConfigError: ``field 'input_size': expected 2 positive multiples of 32, got 'abc'`` (one line).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"field {where.rstrip('.') or cls.__name__!r}: expected a mapping, got {_show(data)}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(str(k) for k in set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(where + k for k in unknown)}")
+    values = {}
+    for name, value in data.items():
+        kind = known[name].type
+        if kind == "HRNetConfig":
+            values[name] = config_from_dict(HRNetConfig, value, f"{where}{name}.")
+        else:
+            values[name] = _check_field(f"{where}{name}", name, kind, value)
+    return cls(**values)
+
+
+def _check_field(label: str, name: str, kind: str, value):
+    if kind.startswith("tuple["):
+        item = kind[len("tuple[") : -1].split(", ")
+        size = None if item[-1] == "..." else len(item)
+        ok = isinstance(value, (list, tuple)) and (size is None or len(value) == size)
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if name in _NONZERO_TUPLES:
+            ok, want = ok and all(v != 0 for v in value), "non-zero integers"
+        elif name == "input_size":
+            ok, want = ok and all(v > 0 and v % 32 == 0 for v in value), "positive multiples of 32"
+        else:
+            ok, want = ok and all(v > 0 for v in value), "positive integers"
+        if not ok:
+            count = "a list of" if size is None else f"{size}"
+            raise ConfigError(f"field {label!r}: expected {count} {want}, got {_show(value)}")
+        return tuple(value)
+    if kind == "str":
+        choices = _CHOICES.get(name)
+        if not isinstance(value, str) or (choices and value not in choices):
+            want = f"one of: {', '.join(choices)}" if choices else "a string"
+            raise ConfigError(f"field {label!r}: expected {want}, got {_show(value)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"field {label!r}: expected true or false, got {_show(value)}")
+        return value
+    number = int if kind == "int" else float
+    ok = isinstance(value, (int, float) if number is float else int) and not isinstance(value, bool)
+    if number is float and ok:
+        ok = value == value and abs(value) != float("inf")  # finite
+    if name in _PROBABILITIES:
+        ok, want = ok and 0 <= value <= 1, "a number in [0, 1]"
+    elif name in _NONNEG:
+        ok, want = ok and value >= 0, f"{'an integer' if number is int else 'a number'} >= 0"
+    else:
+        ok, want = ok and value > 0, f"{'an integer' if number is int else 'a number'} > 0"
+    if not ok:
+        raise ConfigError(f"field {label!r}: expected {want}, got {_show(value)}")
+    return number(value)
+
+
+def _show(value) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, list, tuple, type(None))) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -11,23 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from famicli.config import DataConfig, LossConfig, ModelConfig, TrainConfig
 from famicli.engine import distributed
-from famicli.errors import CheckpointError, ConfigError, FamiposeError, TrainingError
+from famicli.engine.resume import ResumeState, get_rng, load_optimizer, read_log, read_resume, scheduler_state, set_rng
+from famicli.errors import ConfigError, FamiposeError, TrainingError
 from famicli.losses import FamiPoseCriterion, JointsMSELoss, total_loss
-from famicli.models.checkpoint import load_model, load_strict, read_checkpoint, save_checkpoint
+from famicli.models.checkpoint import load_model, load_strict, save_checkpoint
 from famicli.models.famipose import FamiPose
 
 log = logging.getLogger(__name__)
@@ -55,6 +53,7 @@ def train(
     resume: str | Path | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    epochs: int | None = None,
 ) -> TrainResult:
     """Train FAMI-Pose on the PoseTrack-format dataset at ``root`` (``train`` split; ``val`` validates).
 
@@ -64,24 +63,33 @@ def train(
         model_cfg, data_cfg, loss_cfg, train_cfg: the run's configuration (ignored with ``resume``,
             which continues with the configuration saved in the checkpoint).
         backbone: pose-HRNet/DCPose/FAMI-Pose checkpoint initializing the backbone.
-        resume: a ``last.pt`` written by this function: continues bit-exactly after its epoch.
+        resume: a ``last.pt`` written by this function: continues bit-exactly after its epoch. Every
+            part is checked before anything is trained or written: the weights' sha256, the model
+            config, the optimizer, scheduler and RNG states, the data/loss/train configs, and the run's
+            ``train_log.jsonl``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         progress: called with event dicts (``{"event": "step"|"epoch", ...}``).
+        epochs: the run's total epochs, replacing ``train_cfg.epochs``. With ``resume`` it extends the
+            run (as mmpose and ultralytics do): it must exceed the epochs done, and the LR schedule
+            continues with its saved milestones. A resumed run that has done all its epochs is refused
+            without it (nothing would be trained).
 
     Raises:
         TrainingError: non-finite loss (with the step and the loss terms).
-        ConfigError, CheckpointError, InputError: bad options, checkpoints or data.
+        ConfigError, CheckpointError, InputError: bad options, checkpoints or data (a resumed
+            checkpoint's problem names the file and the field, e.g. ``train_state.optimizer``).
     """
     from famicli.runtime import resolve_device
 
     out_dir = Path(out_dir)
     state = None
     if resume is not None:
-        state = read_checkpoint(resume)
-        if "train_state" not in state:
-            raise CheckpointError(f"{resume}: not a training checkpoint (no optimizer/scheduler state to resume)")
-        model_cfg = ModelConfig.from_dict(state["config"])
-        data_cfg, loss_cfg, train_cfg = _configs_from(state["train_state"]["configs"])
+        state = read_resume(resume, epochs)
+        model_cfg, data_cfg, loss_cfg, train_cfg = state.model_cfg, state.data_cfg, state.loss_cfg, state.train_cfg
+        if (out_dir / "train_log.jsonl").exists():
+            read_log(out_dir / "train_log.jsonl", state.epoch)  # a corrupt log stops the run before any write
+    elif epochs is not None:
+        train_cfg = replace(train_cfg, epochs=epochs)
     dev = resolve_device(device)
     info = distributed.setup(dev)
     if info.enabled and dev.type == "cuda":
@@ -114,13 +122,10 @@ def _run(root, out_dir, model_cfg, data_cfg, loss_cfg, train_cfg, backbone, stat
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(train_cfg.lr_steps), train_cfg.lr_factor)
     start_epoch = 0
     if state is not None:
-        ts = state["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        sched = dict(ts["scheduler"])
-        sched["milestones"] = Counter({int(k): v for k, v in sched["milestones"].items()})
-        scheduler.load_state_dict(sched)
-        start_epoch = int(ts["epoch"])
-        _set_rng(ts["rng"])
+        load_optimizer(state, optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        start_epoch = state.epoch
+        set_rng(state.rng)
     if info.enabled and dev.type == "cuda":
         # one BatchNorm over the global batch, as in one process (SyncBatchNorm needs CUDA; on CPU
         # each process normalizes its share of the batch)
@@ -237,8 +242,8 @@ def _epochs(
             train_state = {
                 "epoch": epoch + 1,
                 "optimizer": optimizer.state_dict(),
-                "scheduler": _scheduler_state(scheduler),
-                "rng": _get_rng(),
+                "scheduler": scheduler_state(scheduler),
+                "rng": get_rng(),
                 "configs": configs,
             }
             save_checkpoint(model, run.last, train_state=train_state)
@@ -251,10 +256,10 @@ def _epochs(
             progress({"event": "epoch", "epochs": train_cfg.epochs, **summary})
 
 
-def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, backbone, state) -> FamiPose:
+def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, backbone, state: ResumeState | None) -> FamiPose:
     model = FamiPose(model_cfg)
     if state is not None:
-        model.load_state_dict(state["state_dict"])
+        load_strict(model, state.state_dict, state.path)
     elif backbone is not None:
         source = load_model(backbone)  # any format: famipose, official FAMI-Pose, DCPose, pose-HRNet
         load_strict(model.backbone, source.backbone.state_dict(), Path(backbone), what="backbone")
@@ -333,41 +338,6 @@ def _seed(seed: int, epoch: int) -> None:
     seed_everything(seed * 1000 + epoch)
 
 
-def _get_rng() -> dict:
-    keys, pos, has_gauss, cached = np.random.get_state()[1:]
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached": float(cached),
-        },
-        "python": list(random.getstate()[1]),
-        "python_version": random.getstate()[0],
-    }
-
-
-def _set_rng(rng: dict) -> None:
-    torch.set_rng_state(rng["torch"])
-    n = rng["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    random.setstate((rng["python_version"], tuple(rng["python"]), None))
-
-
-def _scheduler_state(scheduler) -> dict:
-    state = dict(scheduler.state_dict())
-    state["milestones"] = {int(k): int(v) for k, v in state["milestones"].items()}
-    return state
-
-
-def _configs_from(configs: dict) -> tuple[DataConfig, LossConfig, TrainConfig]:
-    def build(cls, data):
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-    return build(DataConfig, configs["data"]), build(LossConfig, configs["loss"]), build(TrainConfig, configs["train"])
-
-
 class _RunFiles:
     """Rank 0's outputs: ``train_log.jsonl`` (one line per step and per epoch) and ``run.json``."""
 
@@ -383,11 +353,7 @@ class _RunFiles:
             self.log_path.unlink(missing_ok=True)
         elif self.log_path.exists():
             # drop what an interrupted epoch logged after the checkpoint: the resumed run logs it again
-            kept = [
-                line
-                for line in self.log_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("epoch", 0) <= resume_epoch
-            ]
+            kept = read_log(self.log_path, resume_epoch)
             from famicli.io import atomic_path
 
             with atomic_path(self.log_path) as tmp:

@@ -44,6 +44,8 @@ OFFICIAL_PREFIXES = [
 _OFFICIAL_RE = [(re.compile(p), r) for p, r in OFFICIAL_PREFIXES]
 _BACKBONE_PREFIXES = ("rough_pose_estimation_net.", "backbone.", "hrnet.")
 _MAX_NAMES = 8
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_MAGIC = b"\x80"  # legacy torch.save: a pickle, protocol 2 or later
 
 
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
@@ -85,12 +87,23 @@ def save_checkpoint(model: FamiPose, path: str | Path, **extra) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """``torch.load(weights_only=True)`` with every failure turned into one :class:`CheckpointError`."""
+    """``torch.load(weights_only=True)`` with every failure turned into one :class:`CheckpointError`.
+
+    A file that is neither a zip archive nor a pickle is named as not a PyTorch checkpoint before torch
+    reads it; ``train_state``, ``train_state.configs`` and ``configs``, where present, are mappings.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: cannot read checkpoint: the file is empty")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        looks = " (it looks like JSON or text)" if head.lstrip()[:1] in (b"{", b"[", b'"') else ""
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint: neither a zip archive (torch.save) nor a pickle file{looks}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
         try:
@@ -105,7 +118,20 @@ def read_checkpoint(path: str | Path) -> dict:
             raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not a state dict: the file holds a {type(obj).__name__}")
+    # the plain-data parts that readers look into (train_state.configs, configs) are mappings or absent
+    for key, value in (("train_state", obj.get("train_state")), ("configs", obj.get("configs"))):
+        if value is not None and not isinstance(value, dict):
+            raise CheckpointError(f"{path}: field {key!r} is a {type(value).__name__}, not a mapping")
+    configs = obj.get("train_state", {}).get("configs")
+    if configs is not None and not isinstance(configs, dict):
+        raise CheckpointError(f"{path}: field 'train_state.configs' is a {type(configs).__name__}, not a mapping")
     return obj
+
+
+def saved_configs(obj: dict) -> dict:
+    """The data/loss/train configs saved in a checkpoint read by :func:`read_checkpoint` (``famipose
+    train`` writes them under ``train_state.configs``, other writers under ``configs``); ``{}`` if none."""
+    return obj.get("train_state", {}).get("configs") or obj.get("configs") or {}
 
 
 def load_model(
@@ -156,17 +182,30 @@ def _resolve(variant: str | ModelConfig | None) -> ModelConfig | None:
     return get_variant(variant)
 
 
-def _load_famipose(path: Path, obj: dict, variant) -> FamiPose:
+def verified_parts(path: Path, obj: dict) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The model config and weights of a famipose checkpoint, the weights checked against the recorded
+    sha256 and the config's every field against its type and range.
+
+    Raises:
+        CheckpointError: one line naming the file and the field.
+    """
     state = obj.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: famipose checkpoint without a 'state_dict'")
     _check_tensors(state, path)
     if obj.get("sha256") != state_dict_sha256(state):
         raise CheckpointError(f"{path}: sha256 of the weights does not match the one recorded (corrupt file?)")
+    if "config" not in obj:
+        raise CheckpointError(f"{path}: famipose checkpoint without a 'config'")
     try:
         cfg = ModelConfig.from_dict(obj["config"])
-    except (KeyError, TypeError, ConfigError) as exc:
+    except ConfigError as exc:
         raise CheckpointError(f"{path}: unreadable model config: {exc}") from None
+    return cfg, state
+
+
+def _load_famipose(path: Path, obj: dict, variant) -> FamiPose:
+    cfg, state = verified_parts(path, obj)
     wanted = _resolve(variant)
     if wanted is not None and wanted != cfg:
         raise CheckpointError(f"{path}: checkpoint is variant {cfg.variant!r}, not {wanted.variant!r}")
