@@ -262,6 +262,24 @@ def test_cli_tampered_resume_prints_one_error_line(finished, synthtrack, tmp_pat
     assert _snapshot(out) == before
 
 
+def test_cli_epochs_with_resume_extends_the_run_or_is_refused(finished, synthtrack, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    last = out / "last.pt"
+    args = ["train", "--quiet", "--root", str(synthtrack), "--resume", str(last), "--workers", "0"]
+    before = _snapshot(out)
+    refused = CliRunner().invoke(app, [*args, "--epochs", "1"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        f"Error: --epochs 1: the run in {last} has done 1 epochs already; pass more than 1 to extend it\n"
+    )
+    assert _snapshot(out) == before
+    result = CliRunner().invoke(app, [*args, "--epochs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [e["epoch"] for e in json.loads(result.stdout)["epochs"]] == [2]
+    assert read_checkpoint(last)["train_state"]["epoch"] == 2
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

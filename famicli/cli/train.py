@@ -40,7 +40,12 @@ def train_command(
         Path | None, typer.Option("--resume", help="Continue a run from its last.pt (its saved configuration is used).")
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Epochs (default: the variant's preset; 21 for w48).")
+        int | None,
+        typer.Option(
+            "--epochs",
+            min=1,
+            help="Epochs (default: the variant's preset; 21 for w48). With --resume: extend the run to N epochs.",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -138,6 +143,7 @@ def train_command(
             *cfgs,
             backbone=backbone,
             resume=resume,
+            epochs=epochs if resume is not None else None,  # with --resume: extend the run to N epochs
             device=device,
             progress=on_event,
         )
