@@ -163,27 +163,24 @@ def _video_clip(source: ClipSource, data_cfg, input_size) -> Clip:
 
 
 def _read_video_frames(path: Path, key: int, first: int, last: int) -> tuple[dict[int, np.ndarray], int]:
-    """Frames ``first``..``last`` of a video as RGB arrays, and the frame count: exact when the video
-    ends before ``last``, else ``last + 1`` (enough for the window padding). Decodes up to ``last``.
+    """Frames ``first``..``last`` of a video (clipped to the video) as (H, W, 3) uint8 RGB arrays, and
+    the video's frame count (:class:`famicli.data.video.VideoInfo`). Decodes up to ``last`` only.
 
-    (A small reader of its own until ``famicli.data.video`` exists.)
+    Raises:
+        InputError: ``key`` outside 0..count-1, or a file that cannot be read or decoded.
     """
-    import av
+    from famicli.data.video import open_video
 
-    if not path.is_file():
-        raise InputError(f"{path}: video not found")
-    frames, n = {}, 0
-    try:
-        with av.open(str(path)) as container:
-            for n, frame in enumerate(container.decode(video=0), start=1):
-                if n - 1 >= first:
-                    frames[n - 1] = frame.to_ndarray(format="rgb24")
-                if n - 1 >= last:
-                    break
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot decode video ({' '.join(str(exc).split())})") from None
-    if not 0 <= key < n:
-        raise InputError(f"frame {key} is out of range: {path} has {n} frames (0..{n - 1})")
+    frames = {}
+    with open_video(path) as video:
+        n = video.info.frames
+        if not 0 <= key < n:
+            raise InputError(f"frame {key} is out of range: {path} has {n} frames (0..{n - 1})")
+        for i, frame in enumerate(video.frames()):
+            if i >= first:
+                frames[i] = frame
+            if i >= last:
+                break
     return frames, n
 
 

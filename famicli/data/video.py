@@ -102,6 +102,18 @@ def _ffmpeg_reason(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    """What a failed decode raises: PyAV's errors (imported here: ``famipose --help`` stays cheap), OS errors."""
+    import av
+
+    return (av.error.FFmpegError, OSError, ValueError)
+
+
+def _decode_error(path: Path, index: int, exc: BaseException) -> InputError:
+    """One message for every failed decode: ``<file>: cannot decode video (frame N: <reason>)``."""
+    return InputError(f"{path}: cannot decode video (frame {index}: {_ffmpeg_reason(exc)}; corrupt or truncated file)")
+
+
 class VideoSource:
     """Common interface of :class:`VideoFile` and :class:`ImageSequence` (a context manager)."""
 
@@ -142,11 +154,14 @@ class VideoFile(VideoSource):
             self._stream = stream
             frames = stream.frames or self._count_packets()
             self._decoded = self._decode()
-            self._first = next(self._decoded, None)
-            if self._first is None:
-                raise InputError(f"{path}: no frame could be decoded (empty or truncated video)")
-            rotation = self._first.rotation
-            first = self._to_array(self._first, rotation)
+            try:
+                self._first = next(self._decoded, None)
+                if self._first is None:
+                    raise InputError(f"{path}: cannot decode video (frame 0: no frame data; empty or truncated file)")
+                rotation = self._first.rotation
+                first = self._to_array(self._first, rotation)
+            except _decode_errors() as exc:
+                raise _decode_error(path, 0, exc) from None
         except BaseException:
             self._container.close()
             raise
@@ -170,7 +185,7 @@ class VideoFile(VideoSource):
         try:
             n = sum(1 for p in self._container.demux(self._stream) if p.size)
             self._container.seek(0, stream=self._stream)
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise InputError(f"{self.path}: cannot read video: {_ffmpeg_reason(exc)}") from None
         return n
 
@@ -184,8 +199,6 @@ class VideoFile(VideoSource):
         return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
     def frames(self, needed=None) -> Iterator[np.ndarray]:
-        import av
-
         if self._first is None:
             raise ConfigError(f"{self.path}: frames() can be iterated once; open the video again")
         frame, self._first, index = self._first, None, 0
@@ -195,10 +208,8 @@ class VideoFile(VideoSource):
                 yield self._to_array(frame, rotation)
                 index += 1
                 frame = next(self._decoded, None)
-        except av.error.FFmpegError as exc:
-            raise InputError(
-                f"{self.path}: frame {index}: cannot decode: {_ffmpeg_reason(exc)} (corrupt or truncated video)"
-            ) from None
+        except _decode_errors() as exc:
+            raise _decode_error(self.path, index, exc) from None
         if index < self.info.frames:
             raise InputError(
                 f"{self.path}: the stream ends after {index} of {self.info.frames} frames (truncated video)"

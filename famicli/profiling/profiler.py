@@ -108,7 +108,7 @@ def profile_model(config: ProfileConfig | None = None, *, progress: Progress | N
 
     Raises:
         ConfigError: unknown option or value, CUDA asked for without CUDA, a dtype the device's
-            kernels do not support, or ``torch.compile`` failing.
+            kernels do not support (or, on CPU, run over 4x slower than fp32), or ``torch.compile`` failing.
     """
     known = {f.name for f in fields(ProfileConfig)}
     unknown = sorted(set(options) - known)
@@ -143,10 +143,12 @@ def profile_model(config: ProfileConfig | None = None, *, progress: Progress | N
                 model = FamiPose(model_cfg)
         model = model.to(device).eval()
         before = {name: matmul_peak(device, DTYPES[name], cfg.probe_seconds) for name in cfg.dtypes}
+        if device.type == "cpu":
+            _refuse_slow_dtypes(before, device, cfg.probe_seconds)
         result.latency = _time_all(model, cfg, device, flops, progress)
         for name in cfg.dtypes:  # probed before and after timing: the better of the two (shared machines)
             after = matmul_peak(device, DTYPES[name], cfg.probe_seconds)
-            result.matmul_peak[name] = {k: max(before[name][k], after[k]) for k in after}
+            result.matmul_peak[name] = max(before[name], after, key=lambda p: p["peak_gflop_s"])
         for entry in result.latency:
             peak = result.matmul_peak[entry["dtype"]]["peak_gflop_s"]
             for t in (entry[m] for m in ("famipose", "backbone") if m in entry):
@@ -158,33 +160,93 @@ def profile_model(config: ProfileConfig | None = None, *, progress: Progress | N
     return result
 
 
+SLOW_DTYPE_RATIO = 4.0  # on CPU, a dtype whose matmul peak is this many times below fp32's is refused
+
+
+def _refuse_slow_dtypes(peaks: dict[str, dict], device: torch.device, seconds: float) -> None:
+    """Refuse a reduced-precision dtype the CPU has no fast kernels for (fp16 without AVX512-FP16/AMX
+    runs ~100x slower than fp32: one w48 forward takes minutes), before any forward is timed.
+
+    Raises:
+        ConfigError: naming the dtype, both measured matmul peaks and the ratio.
+    """
+    slow = [name for name in peaks if name != "fp32"]
+    if not slow:
+        return
+    fp32 = peaks.get("fp32") or matmul_peak(device, torch.float32, seconds)
+    for name in slow:
+        ratio = fp32["peak_gflop_s"] / peaks[name]["peak_gflop_s"]
+        if ratio > SLOW_DTYPE_RATIO:
+            raise ConfigError(
+                f"dtype {name!r} is {ratio:.0f}x slower than fp32 on this CPU (matmul peak "
+                f"{peaks[name]['peak_gflop_s']:.1f} vs {fp32['peak_gflop_s']:.0f} GFLOP/s: no fast {name} "
+                f"kernels); timing it would take minutes; use fp32"
+            )
+
+
+PROBE_MAX_N = {"cuda": 8192, "cpu": 2048}  # largest probe matrix per device type
+PROBE_MIN_N = 128  # the calibration's first size
+PROBE_MAX_CALL_S = 0.1  # one probe call may take about this long (Ctrl-C is honoured between calls)
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 0.5) -> dict:
     """The machine's measured matmul rate: best GFLOP/s of an n x n x n product as ``torch.mm`` (BLAS)
     and as the same product written as a 1x1 convolution (the conv library: oneDNN, cuDNN).
 
-    ``peak_gflop_s`` is the larger of the two. Nothing is hard-coded: ``n`` is 2048 on CPU and 8192
-    on CUDA, each kernel runs for about ``seconds`` and the fastest call counts.
+    ``peak_gflop_s`` is the larger of the two. Nothing is hard-coded: ``n`` is calibrated, doubling
+    from :data:`PROBE_MIN_N` up to :data:`PROBE_MAX_N` (2048 on CPU, 8192 on CUDA) while one call of
+    each kernel stays under :data:`PROBE_MAX_CALL_S` (fp16 on a CPU without fp16 units is many times
+    slower than fp32); then each kernel runs for about ``seconds`` and the fastest call counts. The
+    whole probe takes about ``2 * seconds`` plus a second of calibration on any dtype and device.
     """
-    n = 8192 if device.type == "cuda" else 2048
+    max_n = PROBE_MAX_N.get(device.type, PROBE_MAX_N["cpu"])
     gen = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(n, n, generator=gen, device=device, dtype=dtype)
-    b = torch.randn(n, n, generator=gen, device=device, dtype=dtype)
-    x = a.view(1, n, n // 32, 32)  # (1, C=n, h*w = n) feature map
-    wt = b.view(n, n, 1, 1)
-    kernels = {"mm": lambda: torch.mm(a, b), "conv1x1": lambda: F.conv2d(x, wt)}
-    rates = {}
+
+    def kernels(n: int) -> dict[str, Callable]:
+        a = torch.randn(n, n, generator=gen, device=device, dtype=dtype)
+        b = torch.randn(n, n, generator=gen, device=device, dtype=dtype)
+        x = a.view(1, n, n // 32, 32)  # (n, n) -> (1, C=n, h=n/32, w=32) feature map
+        wt = b.view(n, n, 1, 1)  # (n, n) -> (C_out, C_in, 1, 1)
+        return {"mm": lambda: torch.mm(a, b), "conv1x1": lambda: F.conv2d(x, wt)}
+
     with torch.inference_mode():
-        for name, fn in kernels.items():
+        n = probe_size(lambda m: max(_best_call_s(fn, device, 2) for fn in kernels(m).values()), max_n)
+        rates, calls = {}, {}
+        for name, fn in kernels(n).items():
             fn()
-            best, start = float("inf"), time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                _synchronize(device)
-                t0 = time.perf_counter()
-                fn()
-                _synchronize(device)
-                best = min(best, time.perf_counter() - t0)
-            rates[name] = 2 * n**3 / best / 1e9
-    return {"n": n, "mm_gflop_s": rates["mm"], "conv1x1_gflop_s": rates["conv1x1"], "peak_gflop_s": max(rates.values())}
+            best, count, start = float("inf"), 0, time.perf_counter()
+            while count == 0 or time.perf_counter() - start < seconds:
+                best = min(best, _best_call_s(fn, device, 1))
+                count += 1
+            rates[name], calls[name] = 2 * n**3 / best / 1e9, count
+    return {
+        "n": n,
+        "calls": calls,
+        "mm_gflop_s": rates["mm"],
+        "conv1x1_gflop_s": rates["conv1x1"],
+        "peak_gflop_s": max(rates.values()),
+    }
+
+
+def probe_size(call_seconds: Callable[[int], float], max_n: int, max_call_s: float = PROBE_MAX_CALL_S) -> int:
+    """The probe's matrix size: doubled from :data:`PROBE_MIN_N` while the next size's call, predicted
+    as 8x this one's (an n^3 cost), stays under ``max_call_s`` and ``n`` stays <= ``max_n``."""
+    n = min(PROBE_MIN_N, max_n)
+    while 2 * n <= max_n and 8 * call_seconds(n) <= max_call_s:
+        n *= 2
+    return n
+
+
+def _best_call_s(fn: Callable, device: torch.device, repeats: int) -> float:
+    """The fastest of ``repeats`` synchronized calls of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        _synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        _synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def _time_all(model, cfg: ProfileConfig, device, flops: dict, progress: Progress | None) -> list[dict]:
