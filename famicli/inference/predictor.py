@@ -390,13 +390,13 @@ def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress
             result = _predict(name, source, boxes, estimator, cfg, writer, progress, t0)
             t_write = time.perf_counter()
             for kind, doc in (("posetrack", result.to_posetrack()), ("coco", result.to_coco())):
-                stack.enter_context(atomic_path(out / files[kind])).write_text(json.dumps(doc) + "\n")
+                stack.enter_context(atomic_path(out / files[kind])).write_text(json.dumps(doc, allow_nan=False) + "\n")
             rec = result.record
             rec["timings"]["seconds"]["write"] = round(time.perf_counter() - t_write, 4)
             rec.update(
                 outputs={k: str(out / v) for k, v in {**files, "run": "run.json"}.items()}, **_speed(rec["timings"], t0)
             )
-            run_json.write_text(json.dumps(rec, indent=2) + "\n")
+            run_json.write_text(json.dumps(rec, indent=2, allow_nan=False) + "\n")
     except BaseException:
         for p in created:  # deepest first: the folders this call made, when nothing is left in them
             if p.is_dir() and not any(p.iterdir()):
