@@ -266,10 +266,18 @@ def _map(fn: Callable, jobs: list) -> list:
     chunk = max(1, math.ceil(len(jobs) / (4 * workers)))
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(fn, jobs, chunksize=chunk))
+            results = pool.map(fn, jobs, chunksize=chunk)  # submitted now, collected below
+            _import_later_stages()  # while the workers read: the imports of the scoring stages
+            return list(results)
     except (BrokenProcessPool, OSError) as exc:  # no processes here (sandbox, limits): read them in this one
         log.debug("reading in one process: %s", exc)
         return [fn(job) for job in jobs]
+
+
+def _import_later_stages() -> None:
+    """Import what matching and MOT import lazily (ignore polygons, the assignment solver)."""
+    import scipy.optimize  # noqa: F401
+    import shapely  # noqa: F401
 
 
 def _empty_like(gt: Sequence, path: Path) -> Sequence:
