@@ -376,3 +376,15 @@ def test_write_json_atomic_refuses_nan(tmp_path):
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         write_json_atomic(tmp_path / "x.json", {"v": math.nan})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [True, 3, "x", {"a": 1}])
+def test_dataset_annotations_not_a_list_are_refused(tmp_path, value):
+    """Found by the long fuzz profile: a dataset file's annotations must be a list (or absent: a test split)."""
+    doc = posetrack18_doc()
+    doc["annotations"] = value
+    with pytest.raises(InputError, match=r": annotations: missing or not a list$"):
+        read_sequence(_write(tmp_path, json.dumps(doc)), "data", Issues(strict=False))
+    del doc["annotations"]
+    seq = read_sequence(_write(tmp_path, json.dumps(doc)), "data", Issues(strict=False))
+    assert len(seq.track) == 0 and seq.n_frames == len(doc["images"])

@@ -168,7 +168,7 @@ def _video_of(name: str) -> str | None:
 def _read_posetrack18(path: Path, data: dict, role: str, issues: Issues) -> Sequence:
     images = _need(data, "images", path)
     # a dataset's test split lists its images without annotations
-    anns = data.get("annotations") or [] if role == "data" else _need(data, "annotations", path)
+    anns = [] if role == "data" and data.get("annotations") is None else _need(data, "annotations", path)
     columns = _keypoint_columns(path, data, role, issues)
     n_kp = len(columns)
     # poseval keeps only the frames of the first video folder named in the file
