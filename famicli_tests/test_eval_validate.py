@@ -217,3 +217,18 @@ def test_dataset_found_under_famipose_data(case, tmp_path, monkeypatch):
     result = runner.invoke(app, ["eval", "--pred", str(pred), "--json", "--no-coco"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["provenance"]["gt"]["path"] == str(val)
+
+
+def test_one_issue_collector_lists_each_kind_up_to_a_cap():
+    """data check and the evaluator share formats.validate.Issues: errors then warnings, capped per kind."""
+    from famicli.formats.validate import Issues
+
+    issues = Issues(log=False)
+    for i in range(25):
+        issues.add("error", "image", f"frame {i}: cannot read image")
+    issues.add("warning", "layout", "a.json: file_name is not images/val/...")
+    issues.add("error", "track_id", "a.json: track_id 3 repeats")
+    listed = issues.listing(20)
+    assert [i["kind"] for i in listed] == ["image"] * 20 + ["track_id", "layout"]
+    assert listed[0] == {"level": "error", "kind": "image", "message": "frame 0: cannot read image"}
+    assert len(issues.errors) == 26 and len(issues.warnings) == 1

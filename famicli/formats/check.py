@@ -31,17 +31,6 @@ _FRAME_FILE = re.compile(r"^images/([^/]+)/([^/]+)/(\d+)\.(jpg|jpeg|png)$")
 MAX_ISSUES_PER_KIND = 20  # issues of one kind beyond this are counted, not listed
 
 
-class _Issues:
-    def __init__(self):
-        self.items: list[dict] = []
-        self.kinds: Counter = Counter()
-
-    def add(self, level: str, kind: str, message: str) -> None:
-        self.kinds[(level, kind)] += 1
-        if self.kinds[(level, kind)] <= MAX_ISSUES_PER_KIND:
-            self.items.append({"level": level, "kind": kind, "message": message})
-
-
 def check_dataset(
     root: str | Path,
     splits: list[str] | None = None,
@@ -80,7 +69,7 @@ def check_dataset(
         files[split] = sorted((ann / split).glob("*.json"))
         if not files[split]:
             raise InputError(f"{ann / split}: empty split {split!r}: no sequence files (*.json)")
-    issues = _Issues()
+    issues = Issues(strict=True, log=False)
     total, done = sum(len(f) for f in files.values()), 0
     summary = {"root": str(root), "splits": {}}
     for split, paths in files.items():
@@ -115,14 +104,14 @@ def check_dataset(
             summary["synthtrack"] = json.loads(marker.read_text())
         except json.JSONDecodeError:
             issues.add("error", "json", f"{marker}: not valid JSON")
-    summary["issues"] = issues.items
-    summary["errors"] = sum(n for (lvl, _), n in issues.kinds.items() if lvl == "error")
-    summary["warnings"] = sum(n for (lvl, _), n in issues.kinds.items() if lvl == "warning")
+    summary["issues"] = issues.listing(MAX_ISSUES_PER_KIND)
+    summary["errors"] = len(issues.errors)
+    summary["warnings"] = len(issues.warnings)
     summary["ok"] = summary["errors"] == 0
     return summary
 
 
-def _check_sequence(root, split, path, stats, annotated, issues: _Issues, decode: bool) -> None:
+def _check_sequence(root, split, path, stats, annotated, issues: Issues, decode: bool) -> None:
     """Parse ``path`` with the one PoseTrack reader, then check the dataset conventions on top of it."""
     reader_issues = Issues(strict=False)
     try:
@@ -157,7 +146,7 @@ def _check_sequence(root, split, path, stats, annotated, issues: _Issues, decode
     _check_images(root, path, seq.frame_names, stats, issues, decode)
 
 
-def _check_frames(split: str, path: Path, seq, number: int | None, issues: _Issues) -> None:
+def _check_frames(split: str, path: Path, seq, number: int | None, issues: Issues) -> None:
     """PoseTrack18 frame conventions: file layout, image-id scheme, nframes, contiguous numbering."""
     numbers = []
     for name, iid, im in zip(seq.frame_names, seq.image_ids, seq.images, strict=True):
@@ -202,7 +191,7 @@ def _check_frames(split: str, path: Path, seq, number: int | None, issues: _Issu
         issues.add("warning", "frames", f"{path}: frames start at {min(numbers)}, not 0 (PoseTrack18 is 0-based)")
 
 
-def _check_tracks(path: Path, seq, issues: _Issues) -> None:
+def _check_tracks(path: Path, seq, issues: Issues) -> None:
     """Track ids in 0..9999 (the evaluator offsets them by 10000 per sequence), unique within a frame."""
     bad = (seq.track < 0) | (seq.track >= MAX_TRACK_ID)
     for row in np.flatnonzero(bad):
@@ -215,7 +204,7 @@ def _check_tracks(path: Path, seq, issues: _Issues) -> None:
             issues.add("error", "track_id", f"{path}: track_id {track} repeats in frame {seq.frame_names[frame]}")
 
 
-def _check_images(root: Path, path: Path, files: list[str], stats, issues: _Issues, decode: bool) -> None:
+def _check_images(root: Path, path: Path, files: list[str], stats, issues: Issues, decode: bool) -> None:
     from PIL import Image, UnidentifiedImageError
 
     sizes = Counter()

@@ -63,13 +63,36 @@ class Issues:
     warnings: list[str] = field(default_factory=list)
     log: bool = True  # log each new warning as it comes (False: the caller logs the summary)
     kinds: list[str] = field(default_factory=list)  # the kind of each warning
+    error_kinds: list[str] = field(default_factory=list)  # the kind of each error
 
-    def error(self, message: str, downgrade: str | None = None) -> None:
+    def error(self, message: str, downgrade: str | None = None, kind: str = "other") -> None:
         """Record an error; with ``downgrade`` (what happens instead), a warning if not strict."""
         if downgrade is not None and not self.strict:
             self.warn(f"{message} ({downgrade}; --no-strict)", kind="no_strict")
         else:
             self.errors.append(message)
+            self.error_kinds.append(kind)
+
+    def add(self, level: str, kind: str, message: str) -> None:
+        """Record a problem of ``level`` ``error`` or ``warning`` (``famipose data check`` lists both)."""
+        if level == "error":
+            self.error(message, kind=kind)
+        else:
+            self.warn(message, kind)
+
+    def listing(self, max_per_kind: int) -> list[dict]:
+        """Errors, then warnings, as ``{"level", "kind", "message"}``: at most ``max_per_kind`` of each
+        (level, kind), the rest counted in ``errors``/``warnings`` only."""
+        out, seen = [], {}
+        for level, messages, kinds in (
+            ("error", self.errors, self.error_kinds),
+            ("warning", self.warnings, self.kinds),
+        ):
+            for message, kind in zip(messages, kinds, strict=True):
+                seen[(level, kind)] = seen.get((level, kind), 0) + 1
+                if seen[(level, kind)] <= max_per_kind:
+                    out.append({"level": level, "kind": kind, "message": message})
+        return out
 
     def warn(self, message: str, kind: str = "other") -> None:
         if message not in self.warnings:
@@ -81,6 +104,7 @@ class Issues:
     def extend(self, other: Issues) -> None:
         """Add ``other``'s errors and warnings (e.g. from a worker process), in order."""
         self.errors.extend(other.errors)
+        self.error_kinds.extend(other.error_kinds)
         for message, kind in zip(other.warnings, other.kinds, strict=True):
             self.warn(message, kind)
 
