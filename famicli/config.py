@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from famicli.errors import ConfigError
-from famicli.keypoints import JOINT_NAMES  # noqa: F401  (re-exported for checkpoints' configs)
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class ModelConfig:
     variant: str = "w48"  # preset name this config came from (informational once built)
     hrnet: HRNetConfig = field(default_factory=HRNetConfig)  # backbone depth and widths
     input_size: tuple[int, int] = (384, 288)  # crop size (H, W) fed to the backbone
-    num_joints: int = 17  # heatmap channels (COCO order, see JOINT_NAMES)
+    num_joints: int = 17  # heatmap channels (COCO order, see famicli.keypoints.JOINT_NAMES)
     num_support: int = 4  # supporting frames per key frame, ordered [t-2, t-1, t+1, t+2]
     gtm_channels: int = 16  # channels inside the global transformation's regression branch
     gtm_hidden: int = 64  # width of the two hidden Linear layers regressing the translation
