@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,18 +67,22 @@ def run_once(folder: Path) -> dict:
         str(folder / "pred"),
         "--json",
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this process's own rusage (not earlier children's)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
-        sys.exit(f"famipose eval failed ({proc.returncode}):\n{proc.stderr}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    report = json.loads(proc.stdout)
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+        sys.exit(f"famipose eval failed ({proc.returncode}):\n{stderr}")
+    peak_kb = usage.ru_maxrss  # the eval process (its reading workers are forked children of it)
+    report = json.loads(stdout)
+    warnings = [line for line in stderr.splitlines() if line.startswith("Warning:")]
     return {
         "wall_s": round(wall, 3),
-        "peak_rss_mb": round(max(peak_kb, before) / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
         "timings": report["provenance"]["timings"],
         "warning_lines": len(warnings),
         "warnings_in_json": len(report.get("warnings", [])),

@@ -163,19 +163,26 @@ def match_frames(fr: Frames) -> Matching:
     p_start, p_cnt = _offsets(pr.frame, fr.n)
     sizes = g_cnt * p_cnt
     ends = np.cumsum(sizes)
-    label = np.zeros(pr.present.shape, dtype=bool)
-    parts, f0 = [], 0
+    n_pairs = int(ends[-1]) if fr.n else 0
+    m = Matching(
+        np.empty(n_pairs, dtype=np.intp),  # filled block by block
+        np.empty(n_pairs, dtype=np.intp),
+        np.empty((n_pairs, N_JOINTS)),
+        np.empty((n_pairs, N_JOINTS), dtype=bool),
+        np.zeros(pr.present.shape, dtype=bool),
+    )
+    n_gt_joints = gt.present.sum(1)  # (N,) joints of each GT person
+    f0 = 0
     while f0 < fr.n:
         # whole frames up to PAIR_BLOCK pairs (at least one frame)
-        f1 = max(f0 + 1, int(np.searchsorted(ends, (ends[f0 - 1] if f0 else 0) + PAIR_BLOCK, side="right")))
-        parts.append(_match_block(fr, f0, min(f1, fr.n), g_start, g_cnt, p_start, p_cnt, sizes, label))
+        f1 = min(fr.n, max(f0 + 1, int(np.searchsorted(ends, (ends[f0 - 1] if f0 else 0) + PAIR_BLOCK, "right"))))
+        _match_block(fr, f0, f1, g_start, g_cnt, p_start, sizes, n_gt_joints, m, int(ends[f0 - 1]) if f0 else 0)
         f0 = f1
-    p_row, g_row, dist, match = (np.concatenate([part[i] for part in parts]) for i in range(4))
-    return Matching(p_row, g_row, dist, match, label)
+    return m
 
 
-def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, p_cnt, sizes, label: np.ndarray):
-    """Pairs of frames f0..f1-1: (p_row, g_row, dist (P, 15), match (P, 15)); sets ``label`` rows."""
+def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, sizes, n_gt_joints, m: Matching, at: int):
+    """The pairs of frames f0..f1-1, written into ``m`` from pair ``at`` on (and their ``label`` rows)."""
     gt, pr = fr.gt, fr.pred
     block = sizes[f0:f1]
     f = np.repeat(np.arange(f0, f1), block)
@@ -189,9 +196,9 @@ def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, p_cnt, s
     both = pr.present[p_row] & gt.present[g_row]
     dist = np.where(both, dist, np.inf)
     match = dist <= DIST_THRESH
-    n_gt_joints = gt.present.sum(1)[g_row]
+    n_joints = n_gt_joints[g_row]
     pck = match.sum(1).astype(float)
-    pck = np.where(n_gt_joints > 0, pck / np.maximum(n_gt_joints, 1), pck)
+    pck = np.where(n_joints > 0, pck / np.maximum(n_joints, 1), pck)
     if len(f):
         # each prediction keeps its best GT (first maximum) ...
         seg = np.flatnonzero(np.r_[True, p_row[1:] != p_row[:-1]])
@@ -204,8 +211,9 @@ def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, p_cnt, s
         seg_g = np.flatnonzero(np.r_[True, g_row[by_gt][1:] != g_row[by_gt][:-1]])
         win = by_gt[_first_max(pck2[by_gt], seg_g)]
         win = win[pck2[win] > 0]
-        label[p_row[win]] = match[win]
-    return p_row, g_row, dist, match
+        m.label[p_row[win]] = match[win]
+    sl = slice(at, at + len(f))
+    m.pair_pred[sl], m.pair_gt[sl], m.dist[sl], m.match[sl] = p_row, g_row, dist, match
 
 
 def _first_max(values: np.ndarray, seg_starts: np.ndarray) -> np.ndarray:
