@@ -104,10 +104,23 @@ def test_sigterm_is_an_interrupt(tmp_path):
         (["viz", "offsets", "--frame", "-1"], "--frame"),
     ],
 )
-def test_out_of_range_options_are_usage_errors(args, message):
+def test_out_of_range_options_are_one_error_line(args, message):
     result = runner.invoke(app, args)
-    err = _fail(result, 2)
+    err = _fail(result, 1)
+    assert err.count("\n") == 1 and err.startswith("Error: Invalid value for '--"), err
     assert message in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "x.mp4", "--chunk", "eight"],  # a word where a number goes
+        ["predict", "x.mp4", "--mode", "slow"],  # a bad choice
+        ["train", "--batch", "4"],  # an unknown option
+    ],
+)
+def test_usage_errors_stay_typers(args):
+    _fail(runner.invoke(app, args), 2)
 
 
 # ------------------------------------------------------------------------------------------ output paths

@@ -382,10 +382,10 @@ def _one_error_line(result, *needles):
 def test_bad_fast_mode_options(synth, tmp_path):
     base = ["predict", str(synth["video"]), "-w", str(synth["weights"]), "--device", "cpu", "-o", str(tmp_path / "o")]
     boxes = ["--boxes", str(synth["ann"])]
-    # out of range: Typer's usage errors (exit 2, famicli_tests/test_cli_guard.py)
-    assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--chunk", "0"]).exit_code == 2
-    assert runner.invoke(app, [*base, *boxes, "--chunk", "-3"]).exit_code == 2
-    assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--max-shift", "-0.1"]).exit_code == 2
+    # out of range: one Error: line, exit 1 (famicli_tests/test_cli_guard.py)
+    assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--chunk", "0"]).exit_code == 1
+    assert runner.invoke(app, [*base, *boxes, "--chunk", "-3"]).exit_code == 1
+    assert runner.invoke(app, [*base, *boxes, "--mode", "fast", "--max-shift", "-0.1"]).exit_code == 1
     _one_error_line(
         runner.invoke(app, [*base, "--detector", "torchvision-mobilenet", "--detect-every", "2", "--mode", "fast"]),
         "detect_every 2 needs mode exact",
@@ -407,5 +407,5 @@ def test_bad_fast_mode_options(synth, tmp_path):
     ]
     assert runner.invoke(app, [*ev, "--mode", "slow"]).exit_code == 2  # choices are Typer's, as in predict
     assert runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]).exit_code == 2
-    assert runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]).exit_code == 2
-    assert runner.invoke(app, [*ev, "--mode", "fast", "--max-shift", "-1"]).exit_code == 2
+    assert runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]).exit_code == 1
+    assert runner.invoke(app, [*ev, "--mode", "fast", "--max-shift", "-1"]).exit_code == 1

@@ -80,7 +80,7 @@ def test_gpu_without_cuda_exits_1_with_one_error_line():
 def test_usage_errors_exit_2():
     assert runner.invoke(app, ["profile", "--gpu", "--device", "cpu"]).exit_code == 2
     assert runner.invoke(app, ["profile", "--batch-size", "1,x"]).exit_code == 2
-    assert runner.invoke(app, ["profile", "--iters", "-1"]).exit_code == 2
+    assert runner.invoke(app, ["profile", "--iters", "-1"]).exit_code == 1  # out of range: one Error: line
     # bad choices are usage errors, naming the choices
     result = runner.invoke(app, [*TINY, "--dtype", "fp32,fp64"])
     assert result.exit_code == 2 and "'fp64' is not one of fp32, bf16, fp16" in result.output
@@ -88,9 +88,9 @@ def test_usage_errors_exit_2():
     assert result.exit_code == 2 and "'w33' is not one of" in result.output
 
 
-def test_batch_size_out_of_range_is_a_usage_error():
+def test_batch_size_out_of_range_is_one_error_line():
     result = runner.invoke(app, [*TINY, "--batch-size", "0"])
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.stderr.startswith("Error: ")
     assert "outside 1..4096" in result.output
 
 

@@ -21,7 +21,7 @@ from famicli.cli import predict as predict_cmd
 from famicli.cli import profile as profile_cmd
 from famicli.cli import train as train_cmd
 from famicli.cli import viz as viz_cmd
-from famicli.cli.options import Command, Group, flag
+from famicli.cli.options import Command, Group, OutOfRange, flag
 from famicli.errors import FamiposeError
 
 
@@ -34,8 +34,9 @@ class _Group(Group):
 
     A library error (:class:`FamiposeError`) prints its message and an OS error (disk full, permission
     denied) its path and reason, exit 1; an interrupt (Ctrl-C, SIGTERM) exits 130; anything else is a bug,
-    reported as ``internal error (...)``, exit 1 (``FAMIPOSE_DEBUG=1``: the traceback instead). Usage
-    errors stay Typer's (exit 2).
+    reported as ``internal error (...)``, exit 1 (``FAMIPOSE_DEBUG=1``: the traceback instead). A number
+    out of its option's range (:class:`OutOfRange`) is a bad value like any other: one line, exit 1. Usage
+    errors (an unknown option, a bad choice, a word where a number goes) stay Typer's (exit 2).
     """
 
     def invoke(self, ctx):  # noqa: D102 - click API
@@ -43,6 +44,9 @@ class _Group(Group):
             return super().invoke(ctx)
         except FamiposeError as exc:
             typer.echo(f"Error: {_one_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+        except OutOfRange as exc:
+            typer.echo(f"Error: {_one_line(exc.format_message())}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("Error: interrupted", err=True)

@@ -26,15 +26,15 @@ def synth_command(
     out: Annotated[
         Path, opt.out("Destination folder: annotations/, images/ and the SynthTrack record (created; see --overwrite).")
     ],
-    videos: Annotated[int, typer.Option("--videos", min=1, help="Videos in all (train + val).")] = 20,
-    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per video.")] = 40,
+    videos: Annotated[int, typer.Option("--videos", callback=opt.number(1), help="Videos in all (train + val).")] = 20,
+    frames: Annotated[int, typer.Option("--frames", callback=opt.number(1), help="Frames per video.")] = 40,
     seed: Annotated[int, opt.seed("Random seed: the same seed gives identical files.")] = 0,
     size: Annotated[str, typer.Option("--size", callback=_size, help="Frame size WIDTHxHEIGHT.")] = "320x240",
     val_videos: Annotated[
-        int | None, typer.Option("--val-videos", min=0, help="Videos in the val split (default: a quarter).")
+        int | None, typer.Option("--val-videos", callback=opt.number(0), help="Videos in the val split (default: a quarter).")
     ] = None,
     val_every: Annotated[
-        int, typer.Option("--val-every", min=1, help="Val labels every N-th frame (train labels all).")
+        int, typer.Option("--val-every", callback=opt.number(1), help="Val labels every N-th frame (train labels all).")
     ] = 4,
     overwrite: Annotated[bool, opt.flag("--overwrite", help="Replace an existing SynthTrack folder.")] = False,
     json_out: Annotated[bool, opt.json_out("Print the summary as one JSON object on stdout.")] = False,

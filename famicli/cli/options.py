@@ -9,7 +9,9 @@ of every command and checks it): ``-w/--weights``, ``--variant``, ``--device``, 
 reads the same everywhere, and keywords (``rich_help_panel``, ``exists``, ...) pass through.
 
 Boolean options are declared with :func:`flag`: Typer's rich help would show ``--json <bool>``, as if
-the flag took a value. Choices are ``str`` enums, so a bad value is Typer's usage error (exit 2).
+the flag took a value. Choices are ``str`` enums, so a bad value is Typer's usage error (exit 2). A number
+out of its range, NaN or infinity is refused by :func:`number` with :class:`OutOfRange`, which the CLI's
+guard reports as one ``Error:`` line, exit 1, like every other bad value (``docs/errors.md``).
 Nothing here imports torch: ``famipose --help`` imports this module.
 """
 
@@ -77,19 +79,24 @@ def default_root(dataset: str) -> Path:
     return Path(base) / dataset if base else Path("data") / dataset
 
 
+class OutOfRange(typer.BadParameter):
+    """A numeric option's value is out of its range, NaN or infinite: one ``Error:`` line, exit 1."""
+
+
 def number(low: float | None = None, high: float | None = None, *, above: bool = False):
-    """A ``callback`` refusing a float outside [low, high] (``above``: strictly greater than ``low``), NaN
-    and infinity (Typer's ``min``/``max`` let NaN through): a usage error, exit 2. None passes."""
+    """A ``callback`` refusing a number outside [low, high] (``above``: strictly greater than ``low``), NaN
+    and infinity (Typer's ``min``/``max`` let NaN through, and report a usage box, exit 2) with
+    :class:`OutOfRange`. None passes. Every numeric option with a range uses it, not ``min=``."""
 
     def check(value: float | None) -> float | None:
         if value is None:
             return value
         if not math.isfinite(value):
-            raise typer.BadParameter(f"{value} is not a finite number")
+            raise OutOfRange(f"{value} is not a finite number")
         if low is not None and (value <= low if above else value < low):
-            raise typer.BadParameter(f"{value} must be {'>' if above else '>='} {low:g}")
+            raise OutOfRange(f"{value} must be {'>' if above else '>='} {low:g}")
         if high is not None and value > high:
-            raise typer.BadParameter(f"{value} must be <= {high:g}")
+            raise OutOfRange(f"{value} must be <= {high:g}")
         return value
 
     return check
@@ -137,7 +144,7 @@ def dtype(help: str = "fp32, or bf16/fp16 autocast (not exact; docs/speed.md).",
 
 
 def batch_size(help: str = "Persons per forward pass.", **extra):
-    return typer.Option("--batch-size", help=help, **{"min": 1, **extra})
+    return typer.Option("--batch-size", help=help, **{"callback": number(1), **extra})
 
 
 def dataset(help: str = "Benchmark name (sets the default --root).", **extra):
@@ -154,7 +161,7 @@ def out(help: str, **extra):
 
 
 def seed(help: str = "Random seed: the same seed gives the same result.", **extra):
-    return typer.Option("--seed", help=help, **{"min": 0, **extra})
+    return typer.Option("--seed", help=help, **{"callback": number(0), **extra})
 
 
 def json_out(help: str = "Print the result as one JSON object on stdout.", **extra):
@@ -200,7 +207,7 @@ def chunk(
     "one crop box per track).",
     **extra,
 ):
-    return typer.Option("--chunk", help=help, **{"min": 1, **extra})
+    return typer.Option("--chunk", help=help, **{"callback": number(1), **extra})
 
 
 def max_shift(

@@ -42,7 +42,7 @@ def predict_command(
     detect_every: Annotated[
         int,
         typer.Option(
-            "--detect-every", min=1, help="Run the detector every N frames; boxes follow the poses in between."
+            "--detect-every", callback=opt.number(1), help="Run the detector every N frames; boxes follow the poses in between."
         ),
     ] = 1,
     device: Annotated[str, opt.device()] = "auto",

@@ -20,7 +20,7 @@ def _ints(text: str) -> str:
         raise typer.BadParameter(f"expected comma-separated integers such as 1,4,16, got {text!r}")
     for part in text.split(","):
         if not 1 <= int(part) <= MAX_BATCH:
-            raise typer.BadParameter(
+            raise opt.OutOfRange(
                 f"{int(part)} is outside 1..{MAX_BATCH} (key frames per forward; more does not fit a GPU's memory)"
             )
     return text
@@ -52,9 +52,9 @@ def profile_command(
     ] = "fp32",
     channels_last: Annotated[bool, opt.flag("--channels-last", help="channels_last memory format.")] = False,
     compile_: Annotated[bool, opt.flag("--compile", help="torch.compile the models before timing.")] = False,
-    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed forwards per model, batch and dtype.")] = 2,
+    warmup: Annotated[int, typer.Option("--warmup", callback=opt.number(0), help="Untimed forwards per model, batch and dtype.")] = 2,
     iters: Annotated[
-        int, typer.Option("--iters", min=0, help="Timed forwards per model, batch and dtype; 0: FLOPs only.")
+        int, typer.Option("--iters", callback=opt.number(0), help="Timed forwards per model, batch and dtype; 0: FLOPs only.")
     ] = 10,
     json_out: Annotated[bool, opt.json_out()] = False,
     csv: Annotated[

@@ -43,7 +43,7 @@ def train_command(
         int | None,
         typer.Option(
             "--epochs",
-            min=1,
+            callback=opt.number(1),
             help="Epochs (default: the variant's preset; 21 for w48). With --resume: extend the run to N epochs.",
         ),
     ] = None,
@@ -91,7 +91,7 @@ def train_command(
     grad_clip: Annotated[
         float, typer.Option("--grad-clip", callback=opt.number(0), help="Max gradient norm (0: off).")
     ] = 0.0,
-    workers: Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader workers per process.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", callback=opt.number(0), help="DataLoader workers per process.")] = None,
     seed: Annotated[int, opt.seed()] = 0,
     device: Annotated[str, opt.device()] = "auto",
     no_val: Annotated[bool, opt.flag("--no-val", help="Skip validation after each epoch.")] = False,

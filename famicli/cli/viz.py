@@ -37,7 +37,7 @@ Boxes = Annotated[
         "COCO-style boxes for --video (default: <stem>_boxes.json next to the video, if present, else the full frame)."
     ),
 ]
-Frame = Annotated[int, typer.Option("--frame", min=0, help="Key frame, 0-based.")]
+Frame = Annotated[int, typer.Option("--frame", callback=opt.number(0), help="Key frame, 0-based.")]
 Person = Annotated[
     int | None, typer.Option("--person", help="Track id (dataset) or box id (video); default: the lowest.")
 ]
