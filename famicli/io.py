@@ -43,12 +43,10 @@ def atomic_path(path: str | Path):
     """Yield a temporary path in ``path``'s folder; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{_short_name(path.name)}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{short_name(path.name)}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual permissions
+    usual_mode(tmp)  # mkstemp makes owner-only files; give the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
@@ -57,7 +55,14 @@ def atomic_path(path: str | Path):
             tmp.unlink()
 
 
-def _short_name(name: str, limit: int = 200) -> str:
+def usual_mode(path: str | Path) -> None:
+    """Give a file (0o666) or folder (0o777) made by ``tempfile`` (owner-only) the modes the umask gives."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
+def short_name(name: str, limit: int = 200) -> str:
     """``name``, or a 16-character hash of it when the temp name ``.{name}.XXXXXXXX.tmp`` would pass the
     255-byte limit on file names."""
     if len(name.encode()) <= limit:

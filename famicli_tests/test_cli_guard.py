@@ -195,6 +195,22 @@ def test_atomic_path_with_the_longest_name(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
+def test_created_files_and_folders_follow_the_umask(tmp_path):
+    """SynthTrack is built in a ``mkdtemp`` folder (drwx------) and renamed: it gets the umask's modes."""
+    from famicli.data.synthtrack.generate import SynthConfig, generate
+
+    old = os.umask(0o022)
+    try:
+        generate(tmp_path / "s", SynthConfig(videos=1, frames=2, size=(64, 48)))
+        with atomic_path(tmp_path / "f.json") as part:
+            part.write_text("{}")
+    finally:
+        os.umask(old)
+    paths = [tmp_path / "f.json", tmp_path / "s", *(tmp_path / "s").rglob("*")]
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in paths}
+    assert all(m == (oct(0o755) if (tmp_path / p).is_dir() else oct(0o644)) for p, m in modes.items()), modes
+
+
 # ---------------------------------------------------------------------------------------------- the lock
 def test_second_run_in_the_same_out_is_refused(tmp_path):
     out = tmp_path / "out"

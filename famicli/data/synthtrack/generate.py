@@ -34,6 +34,7 @@ import numpy as np
 from famicli.data.synthtrack import figure as F
 from famicli.errors import ConfigError, InputError
 from famicli.formats.layout import image_id
+from famicli.io import short_name, usual_mode
 from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ def generate(
         if not (out / MARKER).is_file():
             raise InputError(f"{out}: not a SynthTrack folder (no {MARKER}); refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{short_name(out.name)}.tmp-", dir=out.parent))
+    usual_mode(tmp)  # it becomes ``out``: drwxr-xr-x under umask 022, not mkdtemp's drwx------
     counts = {
         "frames": 0,
         "labeled_frames": 0,
