@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import sys
@@ -155,13 +157,32 @@ def out_lock(folder: str | Path):
                 break
 
 
+def jsonable(value):
+    """``value`` with NaN and infinities as None, numpy scalars as Python numbers and keys as strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):  # numpy registers its scalar types with numbers
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def dumps(data, indent: int | None = None) -> str:
+    """JSON text of ``data``, refusing NaN and Infinity (``ValueError``): every JSON famipose writes or prints."""
+    return json.dumps(data, indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: str | Path, data, indent: int | None = 2) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then rename).
 
     Raises:
         ValueError: ``data`` holds NaN or Infinity (not valid JSON); nothing is written.
     """
-    text = json.dumps(data, indent=indent, allow_nan=False)  # before the temp file: a refusal leaves nothing
+    text = dumps(data, indent)  # before the temp file: a refusal leaves nothing
     with atomic_path(path) as tmp:
         tmp.write_text(text + "\n")
     return Path(path)

@@ -259,3 +259,30 @@ def test_no_demo_note_with_quiet(tmp_path):
     err = _fail(runner.invoke(app, ["predict", str(empty), "--out", str(tmp_path / "o"), "-q"]))
     assert err == f"Error: {empty}: empty file (0 bytes), not a video\n"
     assert not (tmp_path / "o").exists()
+
+
+# -------------------------------------------------------------------------------------------- JSON out
+def test_every_json_written_or_printed_refuses_nan():
+    import json
+    import math
+
+    import numpy as np
+
+    from famicli.io import dumps, jsonable
+
+    with pytest.raises(ValueError):
+        dumps({"ap": float("nan")})
+    with pytest.raises(ValueError):
+        dumps([float("inf")])
+    data = {"ap": np.float32("nan"), 1: [np.float64(2.5), np.int64(3), float("-inf"), True, None, "x"]}
+    clean = jsonable(data)
+    assert clean == {"ap": None, "1": [2.5, 3, None, True, None, "x"]}
+    assert type(clean["1"][1]) is int and type(clean["1"][0]) is float
+    assert json.loads(dumps(clean), parse_constant=lambda c: math.nan) == clean
+
+
+def test_cli_modules_print_json_through_io_dumps():
+    """``--json`` output goes through ``famicli.io.dumps`` (allow_nan=False), never bare ``json.dumps``."""
+    cli = Path(famicli.__file__).parent / "cli"
+    offenders = [p.name for p in cli.glob("*.py") if "json.dumps(" in p.read_text()]
+    assert offenders == []

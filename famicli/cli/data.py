@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from famicli.cli import options as opt
 from famicli.cli.progress import progress_bar
+from famicli.io import dumps
 
 app = typer.Typer(cls=opt.Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -31,7 +31,8 @@ def synth_command(
     seed: Annotated[int, opt.seed("Random seed: the same seed gives identical files.")] = 0,
     size: Annotated[str, typer.Option("--size", callback=_size, help="Frame size WIDTHxHEIGHT.")] = "320x240",
     val_videos: Annotated[
-        int | None, typer.Option("--val-videos", callback=opt.number(0), help="Videos in the val split (default: a quarter).")
+        int | None,
+        typer.Option("--val-videos", callback=opt.number(0), help="Videos in the val split (default: a quarter)."),
     ] = None,
     val_every: Annotated[
         int, typer.Option("--val-every", callback=opt.number(1), help="Val labels every N-th frame (train labels all).")
@@ -53,7 +54,7 @@ def synth_command(
     with progress_bar("synth", quiet) as update:
         summary = generate(out, cfg, overwrite=overwrite, progress=lambda done, total: update(done, total))
     if json_out:
-        typer.echo(json.dumps(summary))
+        typer.echo(dumps(summary))
         return
     rows = [
         ("folder", summary["out"]),
@@ -86,7 +87,7 @@ def check_command(
     with progress_bar("check", quiet) as update:
         report = check_dataset(root, split or None, decode=decode, progress=lambda d, t: update(d, t))
     if json_out:
-        typer.echo(json.dumps(report))
+        typer.echo(dumps(report))
     else:
         _render_check(report)
     if not report["ok"]:

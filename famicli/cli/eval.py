@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import typer
 
 from famicli.cli import options as opt
 from famicli.cli.options import Dataset
+from famicli.io import dumps
 
 MODEL = "Model in the loop (with --weights)"  # help panel of the options that run a model
 
@@ -179,7 +179,7 @@ def _emit(report: dict, out: Path | None, json_out: bool, render) -> None:
 
         write_json_atomic(out, report)
     if json_out:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(dumps(report, 2))
     else:
         render(report)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from famicli.cli import options as opt
+from famicli.io import dumps
 
 
 def info(json_out: Annotated[bool, opt.json_out()] = False) -> None:
@@ -17,7 +17,7 @@ def info(json_out: Annotated[bool, opt.json_out()] = False) -> None:
 
     report = {"environment": environment_info(), "variants": variant_summary()}
     if json_out:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(dumps(report, 2))
         return
     from rich.console import Console
     from rich.table import Table

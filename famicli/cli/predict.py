@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 
 from famicli.cli import options as opt
 from famicli.cli.progress import progress_bar
+from famicli.io import dumps
 
 
 class Detector(str, Enum):
@@ -42,7 +42,9 @@ def predict_command(
     detect_every: Annotated[
         int,
         typer.Option(
-            "--detect-every", callback=opt.number(1), help="Run the detector every N frames; boxes follow the poses in between."
+            "--detect-every",
+            callback=opt.number(1),
+            help="Run the detector every N frames; boxes follow the poses in between.",
         ),
     ] = 1,
     device: Annotated[str, opt.device()] = "auto",
@@ -128,7 +130,7 @@ def predict_command(
     if not quiet:
         typer.echo(speed_line(record), err=True)
     if json_out:
-        typer.echo(json.dumps(record, indent=2))
+        typer.echo(dumps(record, 2))
         return
     typer.echo(f"{len(result)} frames, {result.persons} persons, {result.tracks} tracks -> {out}")
     for path in record["outputs"].values():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from famicli.cli import options as opt
+from famicli.io import dumps
 
 QUANTILES = ("p50", "p95", "p99", "mean")
 MAX_BATCH = 4096  # largest --batch-size: a sane cap, beyond what one GPU holds for w48
@@ -52,9 +52,14 @@ def profile_command(
     ] = "fp32",
     channels_last: Annotated[bool, opt.flag("--channels-last", help="channels_last memory format.")] = False,
     compile_: Annotated[bool, opt.flag("--compile", help="torch.compile the models before timing.")] = False,
-    warmup: Annotated[int, typer.Option("--warmup", callback=opt.number(0), help="Untimed forwards per model, batch and dtype.")] = 2,
+    warmup: Annotated[
+        int, typer.Option("--warmup", callback=opt.number(0), help="Untimed forwards per model, batch and dtype.")
+    ] = 2,
     iters: Annotated[
-        int, typer.Option("--iters", callback=opt.number(0), help="Timed forwards per model, batch and dtype; 0: FLOPs only.")
+        int,
+        typer.Option(
+            "--iters", callback=opt.number(0), help="Timed forwards per model, batch and dtype; 0: FLOPs only."
+        ),
     ] = 10,
     json_out: Annotated[bool, opt.json_out()] = False,
     csv: Annotated[
@@ -95,7 +100,7 @@ def profile_command(
     if csv is not None:
         _write_csv(csv, result.rows())
     if json_out:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(dumps(result.to_dict(), 2))
     else:
         _render(result.to_dict())
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from enum import Enum
 from pathlib import Path
@@ -13,6 +12,7 @@ import typer
 
 from famicli.cli import options as opt
 from famicli.cli.progress import progress_bar
+from famicli.io import dumps
 
 
 class Estimator(str, Enum):
@@ -91,7 +91,9 @@ def train_command(
     grad_clip: Annotated[
         float, typer.Option("--grad-clip", callback=opt.number(0), help="Max gradient norm (0: off).")
     ] = 0.0,
-    workers: Annotated[int | None, typer.Option("--workers", callback=opt.number(0), help="DataLoader workers per process.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", callback=opt.number(0), help="DataLoader workers per process.")
+    ] = None,
     seed: Annotated[int, opt.seed()] = 0,
     device: Annotated[str, opt.device()] = "auto",
     no_val: Annotated[bool, opt.flag("--no-val", help="Skip validation after each epoch.")] = False,
@@ -150,7 +152,7 @@ def train_command(
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return
     if json_out:
-        typer.echo(json.dumps({"checkpoint": str(result.checkpoint), "epochs": result.epochs}))
+        typer.echo(dumps({"checkpoint": str(result.checkpoint), "epochs": result.epochs}))
         return
     _render(result)
 

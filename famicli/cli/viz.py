@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from famicli.cli import options as opt
+from famicli.io import dumps
 from famicli.keypoints import JOINT_NAMES
 
 app = typer.Typer(cls=opt.Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -127,7 +127,7 @@ def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, 
     source = ClipSource(frame=frame, person=person, root=root, sequence=seq, video=video, boxes=boxes)
     data = visualize(kind, source, weights, out, joint=None if joint is None else joint.value, device=device)
     if json_out:
-        typer.echo(json.dumps(data))
+        typer.echo(dumps(data))
         return
     clip = data["clip"]
     where = clip.get("sequence") or clip.get("video")

@@ -8,7 +8,6 @@ writes checkpoints, logs and validation results.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -369,9 +368,11 @@ class _RunFiles:
             self.out_dir.rmdir()
 
     def log(self, record: dict) -> None:
+        from famicli.io import dumps, jsonable
+
         if self.enabled:
             with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(dumps(jsonable(record)) + "\n")
 
     def record_start(self, model_cfg, configs, info, dev, backbone) -> None:
         if not self.enabled:

@@ -34,6 +34,7 @@ from famicli.formats.validate import (
     check_sequence,
     check_tracking,
 )
+from famicli.io import jsonable
 from famicli.keypoints import POSEVAL_JOINTS
 from famicli.metrics import posetrack as pt
 
@@ -85,19 +86,7 @@ class EvalResult:
             out["per_sequence"] = self.per_sequence
         out["warnings"] = self.warnings
         out["provenance"] = self.provenance
-        return _clean(out)
-
-
-def _clean(value):
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+        return jsonable(out)
 
 
 def evaluate(

@@ -136,7 +136,7 @@ def write_demo_clip(
 
     from famicli.data.synthtrack.generate import SynthConfig, generate
     from famicli.data.video import VideoWriter
-    from famicli.io import atomic_path
+    from famicli.io import atomic_path, dumps
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def write_demo_clip(
             for im in images:
                 writer.write(np.asarray(Image.open(Path(tmp) / "synth" / im["file_name"]).convert("RGB")))
         with atomic_path(folder / BOXES_NAME) as part:
-            Path(part).write_text(json.dumps(boxes) + "\n")
+            Path(part).write_text(dumps(boxes) + "\n")
     return {
         "video": str(video),
         "boxes": str(folder / BOXES_NAME),

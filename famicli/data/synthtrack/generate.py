@@ -18,7 +18,6 @@ so an interrupted run never leaves a half-written ``DIR``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -34,7 +33,7 @@ import numpy as np
 from famicli.data.synthtrack import figure as F
 from famicli.errors import ConfigError, InputError
 from famicli.formats.layout import image_id
-from famicli.io import short_name, usual_mode
+from famicli.io import dumps, short_name, usual_mode
 from famicli.keypoints import JOINT_NAMES, NEVER_LABELED, SKELETON
 
 log = logging.getLogger(__name__)
@@ -134,7 +133,7 @@ def generate(
             splits[split].append(name)
             doc = _write_video(tmp, split, name, v, cfg, counts, progress)
             (tmp / "annotations" / split).mkdir(parents=True, exist_ok=True)
-            (tmp / "annotations" / split / f"{name}.json").write_text(json.dumps(doc) + "\n")
+            (tmp / "annotations" / split / f"{name}.json").write_text(dumps(doc) + "\n")
         from famicli import __version__
 
         record = {
@@ -144,7 +143,7 @@ def generate(
             "splits": splits,
             "counts": counts,
         }
-        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
+        (tmp / MARKER).write_text(dumps(record, indent=2) + "\n")
         if out.exists():
             shutil.rmtree(out) if any(out.iterdir()) else out.rmdir()
         os.replace(tmp, out)
