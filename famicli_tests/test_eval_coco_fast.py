@@ -320,3 +320,39 @@ def test_nothing_to_score_gives_none():
     assert out["pred_persons"] == 0
     assert out["gt_persons"] == len(coco_datasets([gt], [pred])[0]["annotations"]) > 0
     assert (oks_stats([gt], [pred]) == -1).all()
+
+
+def _far_keypoints(tmp_path: Path, far: float) -> Path:
+    """The bundled case's predictions with three persons' first joints moved to ``far`` px."""
+    import json
+    import shutil
+
+    pred = tmp_path / f"pred_{far:g}"
+    shutil.copytree(BASIC / "pred", pred)
+    for path in sorted(pred.glob("*.json"))[:3]:
+        doc = json.loads(path.read_text())
+        person = doc["annotations"][0]
+        person["keypoints"][0] = far
+        person["keypoints"][4] = -far
+        path.write_text(json.dumps(doc))
+    return pred
+
+
+def test_huge_finite_keypoints_score_as_far_ones_without_warnings(tmp_path):
+    """1e300 px keypoints overflow to infinite distances and areas (IEEE, as in poseval and pycocotools):
+    no numpy warning reaches the user, PoseTrack scores are those of keypoints merely far away, and the
+    COCO AP is pycocotools' (an infinite area leaves the "all" range, as there)."""
+    import warnings
+
+    from famicli.metrics.scoring import evaluate
+
+    huge, far = _far_keypoints(tmp_path, 1e300), _far_keypoints(tmp_path, 1e5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = evaluate(BASIC / "gt", huge, order="sorted").to_dict()
+    expected = evaluate(BASIC / "gt", far, order="sorted").to_dict()
+    for key in ("ap", "mota", "ap_per_joint", "mota_per_joint"):
+        assert got[key] == expected[key], key
+    gts, preds = load_posetrack(BASIC / "gt", huge, Issues(strict=False), order="sorted")
+    with np.errstate(over="ignore"):  # pycocotools' loadRes overflows the area too
+        assert_same_as_pycocotools(gts, preds)

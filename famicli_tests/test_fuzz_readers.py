@@ -325,13 +325,15 @@ def test_non_finite_boxes_are_dropped_and_counted(tmp_path, caplog):
     doc[0]["bbox"][0] = math.nan
     doc[1]["score"] = math.inf
     doc[2]["bbox"][3] = 10**400  # beyond float range
+    doc[3]["bbox"][0] = 1e300  # finite, but beyond any frame (it overflowed the drawing code)
+    doc.append({"image_id": ID0, "bbox": [-1e6, 2, 1e6, 40], "score": 0.9, "category_id": 1, "track_id": 5})
     path = _write(tmp_path, json.dumps(doc, allow_nan=True), "boxes.json")
     with caplog.at_level(logging.WARNING, logger="famicli.formats.boxes"):
         boxes = BoxFile(path)
-    assert boxes.counts == {"kept": 1, "below_threshold_or_empty": 0, "not_finite": 3}
-    assert "3 boxes with a coordinate or score that is not finite were dropped" in caplog.text
+    assert boxes.counts == {"kept": 1, "below_threshold_or_empty": 0, "not_finite": 4}
+    assert "4 boxes with a coordinate or score that is not finite, or a coordinate beyond ±1e+06 px" in caplog.text
     video = boxes.for_video(SEQ, 2)
-    assert video.description["boxes"] == 1 and video.description["not_finite_dropped"] == 3
+    assert video.description["boxes"] == 1 and video.description["not_finite_dropped"] == 4
     assert np.isfinite(video(1, None).boxes).all()
 
 

@@ -5,6 +5,7 @@ shared within ``max_shift``, files readable by ``famipose eval``, and option err
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from types import SimpleNamespace
 
@@ -409,3 +410,52 @@ def test_bad_fast_mode_options(synth, tmp_path):
     assert runner.invoke(app, [*ev, "--mode", "fast", "--share", "all"]).exit_code == 2
     assert runner.invoke(app, [*ev, "--mode", "fast", "--chunk", "0"]).exit_code == 1
     assert runner.invoke(app, [*ev, "--mode", "fast", "--max-shift", "-1"]).exit_code == 1
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_boxes_not_finite_or_huge_are_dropped_and_counted(synth, tmp_path, mode, caplog):
+    """NaN, Infinity and 1e300 (finite, but beyond any frame) box values: dropped with one counted
+    warning, no numpy warning (an error here), and valid JSON out (issue 16)."""
+    import math
+    import warnings
+
+    doc = json.loads(synth["ann"].read_text())
+    kept = [a for a in doc["annotations"] if a.get("bbox")]
+    kept[0]["bbox"][0] = math.nan
+    kept[1]["bbox"][2] = math.inf
+    kept[2]["bbox"] = [1e300, 1e300, 1e300, 1e300]
+    kept[3]["bbox"][1] = -1e300
+    boxes = tmp_path / synth["ann"].name
+    boxes.write_text(json.dumps(doc, allow_nan=True))
+    out = tmp_path / "out"
+    args = ["predict", str(synth["video"]), "-w", str(synth["weights"]), "--boxes", str(boxes)]
+    with warnings.catch_warnings(), caplog.at_level("WARNING", logger="famicli"):
+        warnings.simplefilter("error")
+        result = runner.invoke(app, [*args, "--device", "cpu", "--mode", mode, "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "4 boxes with a coordinate or score that is not finite, or a coordinate beyond ±1e+06 px" in caplog.text
+    seq = synth["ann"].stem
+    for name in (f"{seq}.posetrack.json", f"{seq}.coco.json", "run.json"):
+        json.loads((out / name).read_text(), parse_constant=pytest.fail)
+    persons = sum(len(a) > 0 for a in json.loads((out / f"{seq}.posetrack.json").read_text())["annotations"])
+    assert persons == len(kept) - 4
+
+
+def test_checkpoint_with_nan_weights_is_refused(synth, tmp_path):
+    """A checkpoint holding NaN (a diverged run): one Error: line naming it and the tensor, nothing written."""
+    from famicli.models.checkpoint import load_model, save_checkpoint
+
+    model = load_model(synth["weights"])
+    with torch.no_grad():
+        next(model.head.parameters()).view(-1)[0] = math.nan
+    bad = save_checkpoint(model, tmp_path / "nan.pt")  # a valid sha256: the weights themselves are the problem
+    out = tmp_path / "out"
+    for args in (
+        ["predict", str(synth["video"]), "-w", str(bad), "--boxes", str(synth["ann"]), "--out", str(out)],
+        ["eval", "--weights", str(bad), "--gt", str(synth["ann"].parent), "--dataset", "synthtrack", "-q"],
+    ):
+        result = runner.invoke(app, [*args, "--device", "cpu"])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.count("Error:") == 1 and "Traceback" not in result.output
+        assert f"{bad}: state_dict: " in result.stderr and "NaN or infinite" in result.stderr
+    assert not out.exists()

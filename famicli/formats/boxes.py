@@ -72,6 +72,9 @@ class FileBoxes:
         return Detections(arr[:, :4], arr[:, 4], ids)
 
 
+MAX_COORD = 1e6  # px: a box coordinate beyond it is dropped, as a non-finite one is
+
+
 class BoxFile:
     """A detections file, read once, from which each video's boxes are taken.
 
@@ -79,8 +82,9 @@ class BoxFile:
     "frame_index"}`` in a list, in a dict's ``annotations`` (with its ``images``), or in a dict keyed by
     frame index. ``score`` defaults to 1; ``category_id`` other than 1 (person) is skipped; boxes
     scoring below ``threshold`` or of zero size are dropped, and so are boxes with a coordinate or
-    score that is not finite (NaN, Infinity, beyond float range), counted in ``counts["not_finite"]``
-    with one logged warning. Image ids become frames:
+    score that is not finite (NaN, Infinity, beyond float range) or a coordinate beyond
+    ±:data:`MAX_COORD` px (no video is that large; ``1e300`` would overflow the crop and drawing arithmetic),
+    counted in ``counts["not_finite"]`` with one logged warning. Image ids become frames:
 
     * with an ``images`` list (a PoseTrack18 file): the image's position in frame order; the file
       must list as many frames as the video has;
@@ -124,7 +128,7 @@ class BoxFile:
             box, score, key = self._parse(i, e)
             if box is None:
                 continue
-            if not np.isfinite([*box, score]).all():
+            if not np.isfinite([*box, score]).all() or max(abs(v) for v in box) > MAX_COORD:
                 not_finite += 1
                 continue
             if score < self.threshold or box[2] <= 0 or box[3] <= 0:
@@ -148,7 +152,11 @@ class BoxFile:
         self.counts = {"kept": kept, "below_threshold_or_empty": dropped, "not_finite": not_finite}
         if not_finite:
             log.warning(
-                "%s: %d boxes with a coordinate or score that is not finite were dropped", self.path, not_finite
+                "%s: %d boxes with a coordinate or score that is not finite, or a coordinate beyond ±%g px, "
+                "were dropped",
+                self.path,
+                not_finite,
+                MAX_COORD,
             )
         self.tracked = kept > 0 and tracked
 

@@ -191,11 +191,12 @@ class VideoPrediction:
                     not_finite += 1
                     continue
                 anns.append(person_annotation(image_id, int(f.track_ids[i]), kp[i, :, :2], scores[i], f.boxes[i]))
-        self.record.setdefault("persons_not_finite", {})[source] = not_finite
-        if not_finite:
+        counted = self.record.setdefault("persons_not_finite", {})
+        if not_finite and source not in counted:  # once, though the PoseTrack and COCO files both ask
             log.warning(
                 "%s: %d persons with keypoints or scores that are not finite were not written", self.name, not_finite
             )
+        counted[source] = not_finite
         return anns
 
     def to_posetrack(self, source: str = "famipose") -> dict:

@@ -184,11 +184,13 @@ def _persons(gts: list[Sequence], preds: list[Sequence]) -> tuple[dict, dict, in
     n = given.sum(0)
     mean = _pairwise_sum(_gather(scores[todo].T, _compact_src(given)), n) / np.maximum(n, 1)
     score[todo] = np.where(n > 0, mean, 0.0)
+    with np.errstate(over="ignore"):  # 1e300 px keypoints: an infinite area, as pycocotools' loadRes gets
+        area = (x.max(0) - x.min(0)) * (y.max(0) - y.min(0))
     d = {
         "image": image,
         "x": x,
         "y": y,
-        "area": (x.max(0) - x.min(0)) * (y.max(0) - y.min(0)),
+        "area": area,
         "score": score,
         "extent": _extent(x, y, present),
     }

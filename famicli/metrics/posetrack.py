@@ -190,8 +190,8 @@ def _match_block(fr: Frames, f0: int, f1: int, g_start, g_cnt, p_start, sizes, n
     pg = g_cnt[f]
     p_row = p_start[f] + k // np.maximum(pg, 1)  # pairs ordered by (frame, prediction, GT)
     g_row = g_start[f] + k % np.maximum(pg, 1)
-    diff = pr.xy[p_row] - gt.xy[g_row]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 1e300 px: inf, no match, as poseval
+        diff = pr.xy[p_row] - gt.xy[g_row]
         dist = np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2) / gt.head[g_row, None]
     both = pr.present[p_row] & gt.present[g_row]
     dist = np.where(both, dist, np.inf)

@@ -167,6 +167,7 @@ def load_model(
             model, kind = FamiPose(cfg), "hrnet"
             load_strict(model.backbone, backbone, path, what="backbone")
             log.warning("%s: pose-HRNet checkpoint: only the backbone was initialized", path)
+    _refuse_non_finite(model, path)
     model.checkpoint_info = {
         "path": str(path),
         "format": kind,
@@ -174,6 +175,18 @@ def load_model(
         "initialized": "backbone" if kind == "hrnet" else "all",
     }
     return model.to(device).eval()
+
+
+def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
+    """A CheckpointError naming the first weight or buffer holding NaN or infinity: the model's every
+    output would be NaN (a run that diverged, a corrupt conversion)."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{path}: state_dict: {name}: {bad} of {tensor.numel()} values are NaN or infinite; "
+                "the model would output NaN (a diverged run or a corrupt file?)"
+            )
 
 
 def _resolve(variant: str | ModelConfig | None) -> ModelConfig | None:
