@@ -261,6 +261,22 @@ def test_no_demo_note_with_quiet(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_notes_wait_for_the_first_frame(tmp_path):
+    """A bad checkpoint fails before any note: the boxes-next-to-the-video and demo notes print only once a
+    frame is done, so the one line on stderr is the Error: line (issue 16)."""
+    bad = tmp_path / "random.pt"
+    bad.write_bytes(os.urandom(4096))
+    video = tmp_path / "real_people.mp4"
+    video.write_bytes(DEMO.read_bytes())
+    (tmp_path / "real_people_boxes.json").write_bytes((DEMO.parent / "demo_boxes.json").read_bytes())
+    for weights in (["-w", str(bad)], []):
+        if not weights:  # demo weights on a video that is not SynthTrack's: a truncated copy fails to decode
+            video.write_bytes(DEMO.read_bytes()[: 4096])
+        err = _fail(runner.invoke(app, ["predict", str(video), *weights, "--out", str(tmp_path / "o")]))
+        assert err.count("\n") == 1 and err.startswith("Error: "), err
+    assert not (tmp_path / "o").exists()
+
+
 # -------------------------------------------------------------------------------------------- JSON out
 def test_every_json_written_or_printed_refuses_nan():
     import json

@@ -85,10 +85,11 @@ def predict_command(
     out = check_writable(out if out is not None else Path("famipose_out") / stem, "folder")
     if not video.exists():
         raise InputError(f"{video}: no such file or folder")
+    notes = []  # printed once the first frame is done: a bad checkpoint or video fails before them
     if boxes is None and detector is None:
         boxes = demo.sidecar_boxes(video)
-        if boxes is not None and not quiet:
-            typer.echo(f"Using the boxes next to the video: {boxes}", err=True)
+        if boxes is not None:
+            notes.append(f"Using the boxes next to the video: {boxes}")
     cfg = PredictConfig(
         detector=None if detector is None else detector.value,
         boxes=boxes,
@@ -104,17 +105,17 @@ def predict_command(
         max_shift=max_shift,
         share=share.value,
     )
-    note = None
     if weights is None:
         weights = demo.default_weights()
-        note = demo.note_if_not_synthtrack(video)
+        notes.append(demo.note_if_not_synthtrack(video))
+    notes = [n for n in notes if n and not quiet]
     t0 = time.perf_counter()
     with out_lock(out):  # held for the whole run: a second run writing to the same --out is refused
-        if note and not quiet:  # after the checks above, which fail first
-            typer.echo(note, err=True)
         with progress_bar("predict", quiet) as update:
 
             def progress(done: int, total: int) -> None:
+                while notes:
+                    typer.echo(notes.pop(0), err=True)
                 update(done, total, info=f"{done / max(time.perf_counter() - t0, 1e-9):.1f} frames/s")
 
             result = predict_video(
