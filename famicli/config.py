@@ -39,6 +39,7 @@ class ModelConfig:
     freeze_backbone_bn: bool = True  # frozen backbone keeps BN in eval mode (False: official, batch stats)
     mi_estimator: str = "official"  # "official" (bit-compatible) or "corrected" (true KL)
     mi_temperature: float = 0.05  # softmax temperature of the mutual-information terms
+    schema: str = "posetrack"  # which 17 keypoints the heatmaps are: posetrack or coco (famicli.keypoints)
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -178,6 +179,7 @@ def train_configs(
 # values; numbers that may be 0; probabilities. Every other number must be > 0.
 _CHOICES = {
     "mi_estimator": ("official", "corrected"),
+    "schema": ("posetrack", "coco"),
     "padding": ("official", "clamp"),
     "crop": ("unbiased", "standard", "official"),
 }

@@ -110,15 +110,31 @@ def test_official_depth_is_inferred_without_a_variant(tmp_path):
 
 
 @pytest.mark.parametrize("prefix", ["", "rough_pose_estimation_net."])
-def test_hrnet_and_dcpose_checkpoints_initialize_the_backbone_only(tmp_path, tiny, prefix, caplog):
+def test_hrnet_and_dcpose_checkpoints_initialize_the_backbone_only(tmp_path, tiny, prefix):
     extra = {"rsb.0.weight": torch.zeros(3)} if prefix else {}  # DCPose's other modules are ignored
     state = {f"{prefix}{k}": v for k, v in tiny.backbone.state_dict().items()} | extra
     torch.save({"state_dict": state}, tmp_path / "hrnet.pth")
     loaded = famicli.load_model(tmp_path / "hrnet.pth", variant="tiny")
+    kind, schema = ("dcpose", "posetrack") if prefix else ("hrnet", "coco")
     assert loaded.checkpoint_info["initialized"] == "backbone"
-    assert "only the backbone was initialized" in caplog.text
+    assert loaded.checkpoint_info["format"] == kind
+    assert loaded.checkpoint_info["schema"] == loaded.cfg.schema == schema
     for k, v in tiny.backbone.state_dict().items():
         assert torch.equal(loaded.backbone.state_dict()[k], v)
+    other = "posetrack" if schema == "coco" else "coco"
+    assert famicli.load_model(tmp_path / "hrnet.pth", variant="tiny", schema=other).cfg.schema == other
+
+
+def test_schema_of_a_famipose_checkpoint_cannot_be_overridden(tmp_path, tiny):
+    path = save_checkpoint(tiny, tmp_path / "t.pt")
+    assert famicli.load_model(path).checkpoint_info["schema"] == "posetrack"
+    assert "--schema coco applies to pose-HRNet and DCPose checkpoints only" in _error(path, schema="coco")
+
+
+def test_single_frame_checkpoint_has_only_its_backbone_initialized(tmp_path, tiny):
+    path = save_checkpoint(tiny, tmp_path / "t.pt", train_state={"configs": {"train": {"single_frame": True}}})
+    info = famicli.load_model(path).checkpoint_info
+    assert info["initialized"] == "backbone" and info["format"] == "famipose"
 
 
 def _error(path, **kw):

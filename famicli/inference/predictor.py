@@ -16,6 +16,11 @@ mode of :mod:`famicli.inference.cached` instead: boxes are tracked first, and ea
 cropped once (with the person's own box, ``share="own"``, the default; or with a box shared by a
 track's frames of a chunk, ``share="union"``), its backbone feature computed once and shared by the
 neighbouring key frames.
+
+``heads="backbone"`` runs the single-frame HRNet alone (:class:`BackboneEstimator`): one crop per person,
+no supporting frames, for checkpoints that hold a trained backbone only (pose-HRNet, DCPose). The
+default follows the checkpoint (:func:`resolve_heads`). The keypoints a model outputs are those of its
+schema (``model.cfg.schema``, :data:`famicli.keypoints.SCHEMAS`): a COCO model's flip test swaps the eyes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,12 +41,13 @@ from famicli.inference.cached import CHUNK, MAX_SHIFT, SHARE, SHARES
 from famicli.inference.decode import decode_heatmaps
 from famicli.inference.stream import run
 from famicli.inference.track import GreedyTracker
-from famicli.keypoints import FLIP_PAIRS
+from famicli.keypoints import get_schema
 from famicli.runtime import DTYPES, check_dtype, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
 MODES = ("exact", "fast")  # predict --mode
+HEADS = ("fami", "backbone")  # predict --heads: the temporal model, or its single-frame HRNet alone
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class PredictConfig:
     chunk: int = CHUNK  # fast mode: frames processed together (and held); share union: most sharing one box
     max_shift: float = MAX_SHIFT  # fast mode, share union: largest offset of a shared crop's centre, box heights
     share: str = SHARE  # fast mode: own (each frame cut once with its own box) or union (boxes shared in a chunk)
+    heads: str | None = None  # fami (temporal model) or backbone (single-frame HRNet); None: as the checkpoint
+    kpt_threshold: float = 0.2  # overlays: joints scoring below it are not drawn
 
     def __post_init__(self):
         if self.boxes is not None:  # a Path: kept as text, as run.json records it
@@ -85,6 +93,10 @@ class PredictConfig:
             raise ConfigError(f"max_shift {self.max_shift} must be >= 0 (box heights)")
         if self.share not in SHARES:
             raise ConfigError(f"unknown share {self.share!r}; choose from: {', '.join(SHARES)}")
+        if self.heads is not None and self.heads not in HEADS:
+            raise ConfigError(f"unknown heads {self.heads!r}; choose from: {', '.join(HEADS)}")
+        if not 0 <= self.kpt_threshold <= 1:
+            raise ConfigError(f"kpt_threshold {self.kpt_threshold} must be in [0, 1] (a heatmap score)")
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from: {', '.join(DTYPES)}")
         if self.mode == "fast" and self.detect_every > 1:
@@ -97,6 +109,36 @@ class PredictConfig:
                 f"detect_every {self.detect_every} needs a detector (--detector torchvision), "
                 "not a boxes file or full-frame boxes"
             )
+
+
+def resolve_heads(model, heads: str | None) -> tuple[str, str | None]:
+    """Which heads run (``fami`` or ``backbone``) for ``heads`` (None: as the checkpoint), and a note to
+    show when the checkpoint chose.
+
+    A checkpoint whose temporal modules were never trained (``model.checkpoint_info["initialized"] ==
+    "backbone"``: pose-HRNet, DCPose, ``train --single-frame``) runs its backbone alone by default.
+
+    Raises:
+        ConfigError: ``fami`` asked of such a checkpoint, with the command that trains the temporal modules.
+    """
+    info = getattr(model, "checkpoint_info", None) or {}
+    if info.get("initialized") != "backbone":
+        return heads or "fami", None
+    path, kind = info.get("path", "the checkpoint"), info.get("format", "backbone")
+    what = {"hrnet": "a pose-HRNet", "dcpose": "a DCPose", "famipose": "a single-frame"}.get(kind, "a backbone-only")
+    if heads == "fami":
+        raise ConfigError(
+            f"--heads fami: {path} is {what} checkpoint; only its single-frame HRNet is trained, not FAMI-Pose's "
+            f"temporal modules; train them first: famipose train --backbone {path} --freeze-backbone "
+            "--dataset posetrack18 --root DATA (or use --heads backbone)"
+        )
+    note = None
+    if heads is None:
+        note = (
+            f"Note: {path} is {what} checkpoint ({info.get('schema', 'posetrack')} keypoints): running its "
+            "single-frame HRNet alone (--heads backbone)"
+        )
+    return "backbone", note
 
 
 class PoseEstimator:
@@ -132,13 +174,20 @@ class PoseEstimator:
         self.model, self.cfg, self.device = model.eval(), data_cfg, torch.device(device)
         self.dtype, self.flip, self.fast_path = dtype, flip, fast_path
         self.input_size, self.heatmap_size = model.cfg.input_size, model.cfg.heatmap_size
+        self.schema = get_schema(model.cfg.schema)
+
+    heads = "fami"  # the temporal model; BackboneEstimator: the single-frame HRNet alone
 
     @classmethod
     def from_config(
-        cls, model, cfg: PredictConfig, device: torch.device, data_cfg: DataConfig | None = None
+        cls, model, cfg: PredictConfig, device: torch.device, data_cfg: DataConfig | None = None, heads: str = "fami"
     ) -> PoseEstimator:
         """The estimator ``cfg`` asks for, on ``device``: its dtype and flip test, and in fast mode the
-        fast path. ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training)."""
+        fast path; with ``heads="backbone"`` (see :func:`resolve_heads`) a :class:`BackboneEstimator`.
+        ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training)."""
+        if heads not in HEADS:
+            raise ConfigError(f"unknown heads {heads!r}; choose from: {', '.join(HEADS)}")
+        cls = BackboneEstimator if heads == "backbone" else cls
         return cls(
             model.to(device),
             data_cfg or DataConfig(),
@@ -242,7 +291,7 @@ class PoseEstimator:
         mirror exactly about the centre; the other conventions need HRNet's one-pixel shift."""
         out = heatmaps.flip(-1)
         order = list(range(out.shape[1]))
-        for a, b in FLIP_PAIRS:
+        for a, b in self.schema.flip_pairs:
             order[a], order[b] = b, a
         out = out[:, order]
         if self.cfg.crop != "unbiased":
@@ -255,6 +304,31 @@ class PoseEstimator:
         return np.concatenate([xy, scores.numpy()[..., None]], axis=-1)  # (B, K, 2) + (B, K, 1) -> (B, K, 3)
 
 
+class BackboneEstimator(PoseEstimator):
+    """``heads="backbone"``: the single-frame HRNet alone on each person's key-frame crop (no supporting
+    frames: the window is the key frame), decoded as :class:`PoseEstimator` decodes; both outputs of
+    :meth:`__call__` are its keypoints."""
+
+    heads = "backbone"
+
+    def __init__(self, model, data_cfg: DataConfig, *args, **kwargs):
+        super().__init__(model, replace(data_cfg, offsets=()), *args, **kwargs)
+
+    @torch.no_grad()
+    def __call__(self, crops: np.ndarray, centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints of B persons from their key-frame crops (B, 1, H, W, 3) uint8: (B, K, 3) twice."""
+        x = T.normalize(crops[:, :1]).to(self.device)[:, 0]  # (B, 1, H, W, 3) -> (B, 3, H, W)
+        heatmaps = self._single(x)
+        if self.flip:
+            heatmaps = (heatmaps + self._flip_back(self._single(x.flip(-1)))) / 2
+        keypoints = self._decode(heatmaps, centers, scales)
+        return keypoints, keypoints
+
+    def _single(self, x: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model.single_frame(x).float()
+
+
 def predict_video(
     path,
     weights=None,
@@ -262,10 +336,12 @@ def predict_video(
     *,
     model=None,
     variant: str | None = None,
+    schema: str | None = None,
     out=None,
     render: bool = True,
     data_cfg: DataConfig | None = None,
     progress: Callable | None = None,
+    notes: Callable[[str], None] | None = None,
 ):
     """Every person's pose in every frame of a video, with track ids.
 
@@ -282,10 +358,14 @@ def predict_video(
             (:mod:`famicli.inference.cached`, with the exact fast path of :mod:`famicli.models.folded`).
         model: an already loaded model (instead of ``weights``).
         variant: architecture for checkpoints that do not record it.
+        schema: the keypoints of a pose-HRNet or DCPose checkpoint's heatmaps (``coco``, ``posetrack``;
+            :func:`famicli.models.checkpoint.load_model`).
         out: also write ``<stem>.posetrack.json``, ``<stem>.coco.json``, ``<stem>.overlay.mp4`` (with
             ``render``) and ``run.json`` there, atomically: on failure nothing is left half-written.
         data_cfg: window and crop settings (default ``DataConfig()``, as in training).
         progress: called with (frames done, frames in all).
+        notes: called with each line worth showing the user (the checkpoint chose ``heads``, PoseTrack
+            keypoints a COCO model does not give); default: logged at INFO.
 
     Returns:
         A :class:`famicli.inference.results.VideoPrediction`.
@@ -313,8 +393,18 @@ def predict_video(
         if model is None:
             if weights is None:
                 raise ConfigError("no weights: pass --weights CKPT (a famipose or official FAMI-Pose checkpoint)")
-            model = load_model(weights, variant, dev)
-        estimator = PoseEstimator.from_config(model, cfg, dev, data_cfg)
+            model = load_model(weights, variant, dev, schema)
+        heads, note = resolve_heads(model, cfg.heads)
+        estimator = PoseEstimator.from_config(model, cfg, dev, data_cfg, heads)
+        say = notes or log.info
+        if note:
+            say(note)
+        missing = get_schema(model.cfg.schema).missing_in_posetrack
+        if missing:
+            say(
+                f"Note: {model.cfg.schema} keypoints: the PoseTrack file has no {' or '.join(missing)} (written "
+                "absent); the COCO file has the model's own keypoints"
+            )
         if out is None:
             return _predict(name, source, box_src, estimator, cfg, None, progress, t0)
         return _predict_to(Path(out), render, name, source, box_src, estimator, cfg, progress, t0)
@@ -332,7 +422,15 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
 
     def render(t, frame, poses, timer):
         with timer("render"):
-            writer.write(draw_poses(frame, poses.boxes, poses.track_ids, poses.keypoints))
+            drawn = draw_poses(
+                frame,
+                poses.boxes,
+                poses.track_ids,
+                poses.keypoints,
+                min_score=cfg.kpt_threshold,
+                limbs=estimator.schema.limbs,
+            )
+            writer.write(drawn)
 
     tracker = GreedyTracker(cfg.track_threshold, cfg.max_age)
     frames, timings = run(
@@ -362,10 +460,14 @@ def _predict(name, source, boxes, estimator: PoseEstimator, cfg: PredictConfig, 
         device=str(estimator.device),
         dtype=cfg.dtype,
         overlay=overlay,
-        inference=_inference_record(cfg, estimator.fast_path),
+        inference=_inference_record(cfg, estimator.fast_path, estimator.heads),
+        heads=estimator.heads,
+        schema=_schema_record(estimator.schema),
         timings=timings,
     )
-    return VideoPrediction(name, images, frames, record | _speed(timings, t0), image_ids)
+    result = VideoPrediction(name, images, frames, record | _speed(timings, t0), image_ids)
+    result.schema = estimator.schema
+    return result
 
 
 def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress, t0: float):
@@ -405,10 +507,19 @@ def _predict_to(out, render: bool, name, source, boxes, estimator, cfg, progress
     return result
 
 
-def _inference_record(cfg: PredictConfig, fast_path: bool) -> dict:
+def _schema_record(schema) -> dict:
+    """run.json's ``schema``: the model's keypoints, and the PoseTrack ones it does not give."""
+    return {
+        "name": schema.name,
+        "keypoints": list(schema.names),
+        "posetrack_missing": list(schema.missing_in_posetrack),
+    }
+
+
+def _inference_record(cfg: PredictConfig, fast_path: bool, heads: str = "fami") -> dict:
     """How the poses were computed, for run.json: the mode and, in fast mode, its settings."""
-    if cfg.mode == "exact":
-        return {"mode": "exact", "fast_path": fast_path}
+    if cfg.mode == "exact" or heads == "backbone":  # the backbone alone crops each person once either way
+        return {"mode": cfg.mode, "fast_path": fast_path}
     return {"mode": "fast", "share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift, "fast_path": fast_path}
 
 

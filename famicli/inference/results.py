@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS
+from famicli.keypoints import JOINT_NAMES, POSEVAL_COLUMNS, SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ def _finite_persons(xy, scores, boxes) -> np.ndarray:
         return finite & np.isfinite(scores.mean(1))
 
 
-def person_annotation(image_id: int, track_id: int, coords, scores, bbox: Sequence[float] | None = None) -> dict:
+def person_annotation(
+    image_id: int, track_id: int, coords, scores, bbox: Sequence[float] | None = None, present=None
+) -> dict:
     """One PoseTrack18 / COCO keypoint annotation.
 
     Args:
@@ -40,21 +42,29 @@ def person_annotation(image_id: int, track_id: int, coords, scores, bbox: Sequen
         coords: (17, 2) image coordinates (x, y), COCO joint order.
         scores: (17,) keypoint scores (heatmap maxima).
         bbox: optional (x, y, w, h).
+        present: optional (17,) bool; a joint not present (one the model does not give, e.g. PoseTrack's
+            ``head_top`` from a COCO model) is written absent as poseval reads it: ``0, 0, 0``, score 0.
 
     Returns:
         ``{"image_id", "track_id", "category_id": 1, "keypoints": [x, y, 1] * 17, "scores", "score"}``;
-        ``score`` (the person score COCO ranks by) is the mean keypoint score.
+        ``score`` (the person score COCO ranks by) is the mean score of the present keypoints.
     """
     xy = np.asarray(coords, dtype=float).reshape(len(JOINT_NAMES), 2)
     s = np.asarray(scores, dtype=float).reshape(len(JOINT_NAMES))
-    keypoints = np.concatenate([xy, np.ones((len(xy), 1))], axis=1).reshape(-1)  # (17, 2) -> (51,)
+    keypoints = np.concatenate([xy, np.ones((len(xy), 1))], axis=1)  # (17, 2) -> (17, 3)
+    if present is not None:
+        present = np.asarray(present, dtype=bool)
+        keypoints[~present] = 0.0
+        s = np.where(present, s, 0.0)
+    mean = s[present].mean() if present is not None and present.any() else s.mean()
+    keypoints = keypoints.reshape(-1)  # (17, 3) -> (51,)
     ann = {
         "image_id": int(image_id),
         "track_id": int(track_id),
         "category_id": 1,
         "keypoints": [round(float(v), 3) for v in keypoints],
         "scores": [round(float(v), 6) for v in s],
-        "score": round(float(s.mean()), 6),
+        "score": round(float(mean), 6),
     }
     if bbox is not None:
         ann["bbox"] = [round(float(v), 2) for v in bbox]
@@ -89,6 +99,7 @@ def annolist_document(frame_names: list[str], annotations: Iterable[dict], image
             points = [
                 {"id": [pid], "x": [float(kp[col, 0])], "y": [float(kp[col, 1])], "score": [float(ann["scores"][col])]}
                 for pid, col in enumerate(POSEVAL_COLUMNS)
+                if kp[col].any()  # absent (0, 0, 0): not listed
             ]
             rects.append({"track_id": [ann["track_id"]], "score": [ann["score"]], "annopoints": [{"point": points}]})
         annolist.append({"image": [{"name": name}], "annorect": rects})
@@ -154,9 +165,18 @@ class VideoPrediction:
         record: the run record (``run.json``): video, weights, boxes, options, timings.
     """
 
-    def __init__(self, name: str, images: list[dict], frames: list, record: dict, image_ids: list[int] | None = None):
+    def __init__(
+        self,
+        name: str,
+        images: list[dict],
+        frames: list,
+        record: dict,
+        image_ids: list[int] | None = None,
+        schema=None,
+    ):
         self.name, self.images, self.frames, self.record = name, images, frames, record
         self.image_ids = image_ids if image_ids is not None else [im["id"] for im in images]
+        self.schema = schema or SCHEMAS["posetrack"]  # the model's keypoints (famicli.keypoints.Schema)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -169,9 +189,13 @@ class VideoPrediction:
     def tracks(self) -> int:
         return len({int(t) for f in self.frames for t in f.track_ids})
 
-    def annotations(self, source: str = "famipose") -> list[dict]:
+    def annotations(self, source: str = "famipose", posetrack: bool = True) -> list[dict]:
         """:func:`person_annotation` per person per frame; ``source`` "famipose" or "backbone" (the
         single-frame baseline). Keypoint scores are heatmap maxima times the box score.
+
+        ``posetrack``: the 17 PoseTrack18 keypoints, taken from the model's :attr:`schema`; those it does
+        not give (a COCO model's ``head_bottom``, ``head_top``: never its eyes) are written absent. Else
+        the model's own 17 keypoints, in its schema's order (COCO results).
 
         A person whose keypoints, scores or box are not all finite (e.g. a checkpoint with NaN weights)
         is left out, so that every file written is valid JSON; how many is logged and counted in
@@ -181,8 +205,13 @@ class VideoPrediction:
 
             raise ConfigError(f"unknown source {source!r}; choose from: famipose, backbone")
         anns, not_finite = [], 0
+        columns = np.array(self.schema.posetrack if posetrack else range(len(self.schema.names)))
+        present = columns >= 0
+        columns = np.where(present, columns, 0)
+        present = None if present.all() else present
         for image_id, f in zip(self.image_ids, self.frames, strict=True):
             kp = f.keypoints if source == "famipose" else f.backbone
+            kp = kp[:, columns]  # (N, 17, 3) in the model's order -> in the output's
             with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf, dropped below
                 scores = kp[..., 2] * f.box_scores[:, None]  # (N, 17)
                 finite = _finite_persons(kp[..., :2], scores, f.boxes)  # (N,)
@@ -190,7 +219,8 @@ class VideoPrediction:
                 if not finite[i]:
                     not_finite += 1
                     continue
-                anns.append(person_annotation(image_id, int(f.track_ids[i]), kp[i, :, :2], scores[i], f.boxes[i]))
+                ann = person_annotation(image_id, int(f.track_ids[i]), kp[i, :, :2], scores[i], f.boxes[i], present)
+                anns.append(ann)
         counted = self.record.setdefault("persons_not_finite", {})
         if not_finite and source not in counted:  # once, though the PoseTrack and COCO files both ask
             log.warning(
@@ -204,5 +234,6 @@ class VideoPrediction:
         return posetrack18_document(self.images, self.annotations(source))
 
     def to_coco(self, source: str = "famipose") -> list[dict]:
-        """COCO keypoint results (pycocotools ``COCO.loadRes``)."""
-        return coco_results(self.annotations(source))
+        """COCO keypoint results (pycocotools ``COCO.loadRes``): the model's own keypoints, in its schema's
+        order (a COCO model's eyes at 1 and 2; ``record["schema"]`` names them)."""
+        return coco_results(self.annotations(source, posetrack=False))

@@ -91,7 +91,7 @@ class Pipeline:
         window = estimator.cfg
         self.estimator, self.boxes, self.tracker = estimator, boxes, tracker
         self.offsets, self.padding = tuple(window.offsets), window.padding
-        self.before, self.after = max(0, -min(self.offsets)), max(0, max(self.offsets))
+        self.before, self.after = max(0, -min(self.offsets, default=0)), max(0, max(self.offsets, default=0))
         self.batch_size, self.detect_every = cfg.batch_size, cfg.detect_every
         self.on_frame, self.timer = on_frame, timer or Timer()
         self.frames: dict[int, np.ndarray | None] = {}
@@ -245,7 +245,8 @@ def run(
         if progress is not None:
             progress(done[0], total)
 
-    pipeline = CachedPipeline if cfg.mode == "fast" else Pipeline
+    # the single-frame backbone crops each person's key frame once in either mode: no cache to keep
+    pipeline = CachedPipeline if cfg.mode == "fast" and getattr(estimator, "heads", "fami") == "fami" else Pipeline
     pipe = pipeline(estimator, boxes, tracker, cfg, handed_over, timer)
     needed = pipe.needed(boxes.frames()) if skip_unneeded and hasattr(boxes, "frames") else None
     frames, end = source.frames(needed), object()

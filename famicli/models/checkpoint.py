@@ -16,6 +16,7 @@ import hashlib
 import logging
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -135,7 +136,10 @@ def saved_configs(obj: dict) -> dict:
 
 
 def load_model(
-    path: str | Path, variant: str | ModelConfig | None = None, device: str | torch.device = "cpu"
+    path: str | Path,
+    variant: str | ModelConfig | None = None,
+    device: str | torch.device = "cpu",
+    schema: str | None = None,
 ) -> FamiPose:
     """Build a :class:`FamiPose` and load weights from ``path`` (any format in the module docstring).
 
@@ -143,18 +147,27 @@ def load_model(
         path: checkpoint file.
         variant: preset name or config; ``None`` reads the architecture from the checkpoint.
         device: where to put the model.
+        schema: which 17 keypoints a backbone-only checkpoint's heatmaps are (``posetrack`` or ``coco``,
+            :data:`famicli.keypoints.SCHEMAS`); default: ``coco`` for pose-HRNet checkpoints, ``posetrack``
+            for DCPose's. famipose and official FAMI-Pose checkpoints carry their own (PoseTrack's).
 
     Returns:
-        The model in eval mode; ``model.checkpoint_info`` says what was loaded (format, sha256,
-        whether only the backbone was initialized).
+        The model in eval mode, ``model.cfg.schema`` its keypoints; ``model.checkpoint_info`` says what was
+        loaded: ``format`` (famipose, official, dcpose, hrnet), ``initialized`` (``all``, or ``backbone``
+        when only the single-frame HRNet holds trained weights: pose-HRNet and DCPose checkpoints, and
+        famipose checkpoints of ``train --single-frame``), ``schema``, the file's sha256.
 
     Raises:
-        CheckpointError: unreadable file, not a state dict, missing/unexpected keys, shape mismatches.
+        CheckpointError: unreadable file, not a state dict, missing/unexpected keys, shape mismatches,
+            weights that are not finite, a schema that contradicts the checkpoint's.
     """
     path = Path(path)
     obj = read_checkpoint(path)
+    initialized = "all"
     if obj.get("format") == FORMAT:
         model, kind = _load_famipose(path, obj, variant), "famipose"
+        if saved_configs(obj).get("train", {}).get("single_frame") is True:
+            initialized = "backbone"  # train --single-frame: the temporal modules never trained
     else:
         state = _unwrap(path, obj)
         if any(k.startswith(p) for k in state for p in ("feat_global_offset_layers.", "agg_final_layer.")):
@@ -162,17 +175,25 @@ def load_model(
             model, kind = FamiPose(cfg), "official"
             load_strict(model, to_famipose_keys(state), path)
         else:
-            backbone = _backbone_state(state, path)
+            backbone, prefix = _backbone_state(state, path)
             cfg = _resolve(variant) or infer_config({f"hrnet.{k}": v for k, v in backbone.items()}, path)
-            model, kind = FamiPose(cfg), "hrnet"
+            kind = "dcpose" if prefix == "rough_pose_estimation_net." else "hrnet"
+            cfg = replace(cfg, schema=schema or ("posetrack" if kind == "dcpose" else "coco"))
+            model, initialized = FamiPose(cfg), "backbone"
             load_strict(model.backbone, backbone, path, what="backbone")
-            log.warning("%s: pose-HRNet checkpoint: only the backbone was initialized", path)
+    if schema is not None and schema != model.cfg.schema:
+        if initialized == "all" or kind == "famipose":
+            raise CheckpointError(
+                f"{path}: a {kind} checkpoint of {model.cfg.schema} keypoints; --schema {schema} applies to "
+                "pose-HRNet and DCPose checkpoints only"
+            )
     _refuse_non_finite(model, path)
     model.checkpoint_info = {
         "path": str(path),
         "format": kind,
         "file_sha256": file_sha256(path),
-        "initialized": "backbone" if kind == "hrnet" else "all",
+        "initialized": initialized,
+        "schema": model.cfg.schema,
     }
     return model.to(device).eval()
 
@@ -261,17 +282,17 @@ def to_famipose_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _backbone_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """The pose-HRNet part of a backbone checkpoint, keys relative to the HRNet."""
+def _backbone_state(state: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The pose-HRNet part of a backbone checkpoint, keys relative to the HRNet, and the prefix it had."""
     for prefix in _BACKBONE_PREFIXES:
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if part:
             ignored = len(state) - len(part)
             if ignored:
                 log.info("%s: ignoring %d keys outside %s*", path, ignored, prefix)
-            return part
+            return part, prefix
     if "conv1.weight" in state and any(k.startswith("stage2.") for k in state):
-        return state
+        return state, ""
     names = ", ".join(sorted(state)[:_MAX_NAMES])
     raise CheckpointError(f"{path}: not a FAMI-Pose, DCPose or pose-HRNet checkpoint (keys: {names}, ...)")
 

@@ -72,6 +72,11 @@ class FamiPose(nn.Module):
         """Backbone features (N, C, h, w) of N normalized crops (N, 3, H, W)."""
         return self.backbone.features(crops)
 
+    def single_frame(self, crops: torch.Tensor) -> torch.Tensor:
+        """The single-frame HRNet alone: heatmaps (N, K, h, w) of N normalized crops (N, 3, H, W), the
+        ``backbone_heatmaps`` :meth:`forward` gives for key crops (``predict --heads backbone``)."""
+        return self.backbone.final_layer(self.features(crops))
+
     def forward_features(self, z_t: torch.Tensor, z_s: torch.Tensor) -> FamiPoseOutput:
         """The temporal part of :meth:`forward`, from backbone features already computed (the same numbers).
 

@@ -143,6 +143,11 @@ class FastFamiPose(nn.Module):
                 crops = crops.contiguous(memory_format=torch.channels_last)
             return self.model.backbone.features(crops).contiguous()  # back to NCHW
 
+    def single_frame(self, crops: torch.Tensor) -> torch.Tensor:
+        """:meth:`FamiPose.single_frame`: the backbone's heatmaps (N, K, h, w) of N normalized crops."""
+        with torch.inference_mode():
+            return self.model.backbone.final_layer(self.features(crops))
+
     def forward_features(self, z_t: torch.Tensor, z_s: torch.Tensor) -> FamiPoseOutput:
         """:meth:`FamiPose.forward_features`: the temporal part from backbone features.
 
