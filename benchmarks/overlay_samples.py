@@ -7,7 +7,7 @@ PIL, the coordinates by the same factors), with :func:`famicli.inference.render.
 256-colour palette, to keep the docs light. Prints each size's draw time (median of ``--repeats`` calls).
 
     famipose predict assets/demo.mp4 --out /tmp/ovl -q
-    python benchmarks/overlay_samples.py [--pred /tmp/ovl/demo.posetrack.json] [--out docs/images]
+    python benchmarks/overlay_samples.py [--pred /tmp/ovl/demo.posetrack.json] [--out docs/img]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=ASSETS / "demo.mp4")
     ap.add_argument("--boxes", type=Path, default=ASSETS / "demo_boxes.json")
     ap.add_argument("--pred", type=Path, default=Path("/tmp/ovl/demo.posetrack.json"))
-    ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    ap.add_argument("--out", type=Path, default=Path("docs/img"))
     ap.add_argument("--docs-width", type=int, default=960, help="width the 1080p picture is saved at")
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
@@ -80,8 +80,8 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name, frame, b, p in (
-        ("overlay_320x240.png", small, boxes, poses),
-        ("overlay_1920x1080.png", big, big_boxes, big_poses),
+        ("overlay-320x240.png", small, boxes, poses),
+        ("overlay-1920x1080.png", big, big_boxes, big_poses),
     ):
         overlay, seconds = timed_draw(frame, b, tids, p, args.repeats)
         image = Image.fromarray(overlay)

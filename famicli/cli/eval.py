@@ -62,6 +62,8 @@ def eval_command(
         ),
     ] = None,
     variant: Annotated[opt.Variant | None, opt.variant(rich_help_panel=MODEL)] = None,
+    heads: Annotated[opt.Heads | None, opt.heads(rich_help_panel=MODEL)] = None,
+    schema: Annotated[opt.Schema | None, opt.schema(rich_help_panel=MODEL)] = None,
     boxes: Annotated[
         Path | None,
         opt.boxes(
@@ -122,9 +124,13 @@ def eval_command(
             chunk=chunk,
             max_shift=max_shift,
             share=share.value,
+            heads=None if heads is None else heads.value,
         )
         variant_name = None if variant is None else variant.value
-        return _eval_weights(dataset.value, root, weights, cfg, variant_name, pred_out, json_out, out, quiet)
+        schema_name = None if schema is None else schema.value
+        return _eval_weights(
+            dataset.value, root, weights, cfg, variant_name, pred_out, json_out, out, quiet, schema_name
+        )
     scoring = "posetrack18" if dataset is Dataset.synthtrack else dataset.value
     gt_dir = gt if gt is not None else _default_gt(dataset.value, root)
     with _warnings_to_stderr(quiet), _progress(quiet) as progress:
@@ -289,9 +295,11 @@ def _eval_weights(
     json_out: bool,
     out: Path | None,
     quiet: bool,
+    schema: str | None = None,
 ) -> None:
-    """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose);
-    ``cfg``: the :class:`famicli.inference.predictor.PredictConfig` of the options."""
+    """``eval --weights``: the model in the loop on the val sequences, two rows (backbone, FAMI-Pose), or
+    the backbone's alone with ``heads`` backbone; ``cfg``: the
+    :class:`famicli.inference.predictor.PredictConfig` of the options."""
     import dataclasses
 
     from famicli import load_model
@@ -314,17 +322,37 @@ def _eval_weights(
                 demo.generate_synthtrack(root)
     _default_gt(dataset, root)  # a clear error when the dataset is not there
     device = resolve_device(cfg.device)
-    model = load_model(weights, variant, device)
+    model = load_model(weights, variant, device, schema)
     with _warnings_to_stderr(quiet), progress_bar("eval", quiet) as update:
         result = evaluate_model(
-            model, root, cfg, pred_dir=pred_out, progress=lambda i, n, name: update(i, n, info=name)
+            model,
+            root,
+            cfg,
+            pred_dir=pred_out,
+            progress=lambda i, n, name: update(i, n, info=name),
+            notes=None if quiet else lambda line: typer.echo(line, err=True),
         )
     if result is None:  # a torchrun process other than rank 0
         return
-    report = dict(result["famipose"])
     backbone = result["backbone"]
-    report["backbone"] = {k: backbone[k] for k in ("ap", "mota", "mot_totals", "ap_per_joint", "coco") if k in backbone}
-    for key in ("boxes", "reference", "sequences", "frames", "persons", "processes", "seconds", "inference"):
+    if result["heads"] == "backbone":  # the single-frame HRNet alone: its scores are the report
+        report = dict(backbone)
+    else:
+        report = dict(result["famipose"])
+        keep = ("ap", "mota", "mot_totals", "ap_per_joint", "coco")
+        report["backbone"] = {k: backbone[k] for k in keep if k in backbone}
+    for key in (
+        "heads",
+        "schema",
+        "boxes",
+        "reference",
+        "sequences",
+        "frames",
+        "persons",
+        "processes",
+        "seconds",
+        "inference",
+    ):
         report[key] = result[key]
     report["model"] = getattr(model, "checkpoint_info", {"path": str(weights)}) | {"variant": model.cfg.variant}
     report["provenance"]["options"] = {
@@ -333,6 +361,7 @@ def _eval_weights(
         "weights": str(weights),
         "variant": variant,
         "pred_out": None if pred_out is None else str(pred_out),
+        "schema": schema,
         **dataclasses.asdict(cfg),
     }
     _emit(report, out, json_out, _render_model)
@@ -363,7 +392,11 @@ def _render_model(report: dict) -> None:
     cols = list(report["ap"])
     for col in (*cols, "MOTA", "COCO AP"):
         table.add_column(col, justify="right")
-    for name, r in (("backbone only", report["backbone"]), ("FAMI-Pose", report)):
+    if report.get("heads") == "backbone":
+        rows = ((f"backbone ({report.get('schema', 'posetrack')})", report),)
+    else:
+        rows = (("backbone only", report["backbone"]), ("FAMI-Pose", report))
+    for name, r in rows:
         coco = (r.get("coco") or {}).get("AP")
         table.add_row(name, *(fmt(r["ap"][c]) for c in cols), fmt(r["mota"]["Total"]), fmt(coco))
     console = Console()

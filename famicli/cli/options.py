@@ -66,6 +66,20 @@ class Mode(str, Enum):
     fast = "fast"
 
 
+class Heads(str, Enum):
+    """:data:`famicli.inference.predictor.HEADS`."""
+
+    fami = "fami"
+    backbone = "backbone"
+
+
+class Schema(str, Enum):
+    """:data:`famicli.keypoints.SCHEMAS`."""
+
+    posetrack = "posetrack"
+    coco = "coco"
+
+
 class Share(str, Enum):
     """:data:`famicli.inference.cached.SHARES`."""
 
@@ -192,6 +206,22 @@ def mode(
     **extra,
 ):
     return typer.Option("--mode", help=help, **extra)
+
+
+def heads(
+    help: str = "fami (the temporal model) or backbone (its single-frame HRNet alone, one crop per person); "
+    "default: backbone for pose-HRNet/DCPose checkpoints, else fami.",
+    **extra,
+):
+    return typer.Option("--heads", help=help, **extra)
+
+
+def schema(
+    help: str = "Keypoints of a pose-HRNet/DCPose checkpoint's heatmaps: coco or posetrack "
+    "(default: coco for pose-HRNet, posetrack for DCPose).",
+    **extra,
+):
+    return typer.Option("--schema", help=help, **extra)
 
 
 def share(

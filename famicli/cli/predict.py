@@ -28,6 +28,8 @@ def predict_command(
         ),
     ] = None,
     variant: Annotated[opt.Variant | None, opt.variant()] = None,
+    heads: Annotated[opt.Heads | None, opt.heads()] = None,
+    schema: Annotated[opt.Schema | None, opt.schema()] = None,
     boxes: Annotated[
         Path | None,
         opt.boxes(
@@ -69,6 +71,12 @@ def predict_command(
         ),
     ] = None,
     render: Annotated[bool, opt.flag("--render/--no-render", help="Write <stem>.overlay.mp4.")] = True,
+    kpt_threshold: Annotated[
+        float,
+        typer.Option(
+            "--kpt-threshold", callback=opt.number(0, 1), help="Overlay: joints scoring below it are not drawn."
+        ),
+    ] = 0.2,
     json_out: Annotated[bool, opt.json_out("Print the run record (run.json) as JSON on stdout.")] = False,
     quiet: Annotated[bool, opt.quiet()] = False,
 ) -> None:
@@ -104,6 +112,8 @@ def predict_command(
         chunk=chunk,
         max_shift=max_shift,
         share=share.value,
+        heads=None if heads is None else heads.value,
+        kpt_threshold=kpt_threshold,
     )
     if weights is None:
         weights = demo.default_weights()
@@ -123,9 +133,11 @@ def predict_command(
                 weights,
                 cfg,
                 variant=None if variant is None else variant.value,
+                schema=None if schema is None else schema.value,
                 out=out,
                 render=render,
                 progress=progress,
+                notes=None if quiet else notes.append,
             )
     record = result.record
     if not quiet:

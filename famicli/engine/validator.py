@@ -53,7 +53,8 @@ def validate(
 
     if heads not in HEADS:
         raise ConfigError(f"unknown heads {heads!r}; choose from: {', '.join(HEADS)}")
-    cfg = PredictConfig(device=str(device), batch_size=batch_size)
+    # the backbone alone (train --single-frame) runs as predict --heads backbone: one crop per person
+    cfg = PredictConfig(device=str(device), batch_size=batch_size, heads="backbone" if heads == "backbone" else "fami")
     result = evaluate_model(model, root, cfg, split=split, data_cfg=data_cfg, pred_dir=pred_dir, shard=False)
     keep = ("ap", "mota", "mot_totals", "coco", "warnings", "provenance")
     return {k: result[heads][k] for k in keep if k in result[heads]}
@@ -92,6 +93,7 @@ def evaluate_model(
     pred_dir=None,
     progress=None,
     shard: bool = True,
+    notes=None,
 ) -> dict | None:
     """Run the temporal predictor over every sequence of ``split`` and score FAMI-Pose and its backbone.
 
@@ -117,10 +119,16 @@ def evaluate_model(
         progress: called with (sequences done, sequences in all, sequence name).
         shard: split the sequences across ``torchrun`` processes; False evaluates everything in this
             process (training's validation runs on rank 0 alone).
+        notes: called with each line worth showing (the checkpoint chose the heads; PoseTrack keypoints a
+            COCO model does not give), as in :func:`famicli.predict_video`.
+
+    With ``cfg.heads`` (or the checkpoint: :func:`famicli.inference.predictor.resolve_heads`) ``backbone``,
+    only the single-frame HRNet runs, one crop per person, and only the ``backbone`` folder is scored.
 
     Returns:
-        ``{"famipose": report, "backbone": report, "boxes", "reference", "sequences", "frames",
-        "persons", "seconds"}`` where a report is ``famicli.evaluate(...).to_dict()``.
+        ``{"famipose": report, "backbone": report, "heads", "boxes", "reference", "sequences", "frames",
+        "persons", "seconds"}`` where a report is ``famicli.evaluate(...).to_dict()`` (no ``famipose``
+        with the backbone alone).
     """
     import time
 
@@ -129,7 +137,7 @@ def evaluate_model(
     from famicli.engine import distributed
     from famicli.formats.layout import sequence_files
     from famicli.inference.detect import BoxFile, GroundTruthBoxes
-    from famicli.inference.predictor import PoseEstimator, PredictConfig
+    from famicli.inference.predictor import PoseEstimator, PredictConfig, resolve_heads
     from famicli.inference.results import VideoPrediction
     from famicli.inference.stream import run
     from famicli.inference.track import GreedyTracker
@@ -143,7 +151,17 @@ def evaluate_model(
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)  # NCCL collectives run on the current device
-    estimator = PoseEstimator.from_config(model, cfg, device, data_cfg)
+    heads, note = resolve_heads(model, cfg.heads)
+    estimator = PoseEstimator.from_config(model, cfg, device, data_cfg, heads)
+    columns = ("backbone",) if heads == "backbone" else ("famipose", "backbone")
+    say = notes or (lambda line: None)
+    if note and info.is_main:
+        say(note)
+    if estimator.schema.missing_in_posetrack and info.is_main:
+        say(
+            f"Note: {estimator.schema.name} keypoints: no {' or '.join(estimator.schema.missing_in_posetrack)} "
+            "(scored as missing: their AP is 0)"
+        )
     box_file = (
         None if cfg.boxes is None else BoxFile(cfg.boxes, 0.2 if cfg.box_threshold is None else cfg.box_threshold)
     )
@@ -160,10 +178,10 @@ def evaluate_model(
             else:
                 box_src = box_file.for_video(video.name, len(video.frames), require=False)
             poses, _ = run(source, box_src, estimator, GreedyTracker(), cfg, skip_unneeded=True)
-            pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids)
-            doc, fmt = prediction_document(video, pred.annotations("famipose"))
-            backbone, _ = prediction_document(video, pred.annotations("backbone"))
-            local[path.name] = {"famipose": doc, "backbone": backbone, "format": fmt}
+            pred = VideoPrediction(video.name, [], poses, {}, image_ids=video.image_ids, schema=estimator.schema)
+            docs = {column: prediction_document(video, pred.annotations(column)) for column in columns}
+            local[path.name] = {column: doc for column, (doc, _) in docs.items()}
+            local[path.name]["format"] = docs["backbone"][1]
             frames, persons = frames + len(poses), persons + pred.persons
             if progress is not None:
                 progress(i + 1, len(mine), video.name)
@@ -179,7 +197,7 @@ def evaluate_model(
     if not info.is_main:
         return None
     merged = {k: v for g in gathered for k, v in g.items()}
-    reports = _score_folders(Path(root) / "annotations" / split, merged, pred_dir)
+    reports = _score_folders(Path(root) / "annotations" / split, merged, pred_dir, columns)
     box_info = (
         {"source": "ground truth", "path": str(Path(root) / "annotations" / split)}
         if box_file is None
@@ -188,15 +206,21 @@ def evaluate_model(
     from famicli.data.synthtrack.generate import MARKER
 
     synthetic = (Path(root) / MARKER).is_file()  # SynthTrack: no published numbers to compare with
-    reference = {} if synthetic else REFERENCE_AP.get(reports["famipose"]["dataset"], {})
+    reference = {} if synthetic else REFERENCE_AP.get(reports["backbone"]["dataset"], {})
     return {
         **reports,
+        "heads": heads,
+        "schema": estimator.schema.name,
         "boxes": box_info,
         "reference": reference,
         "sequences": len(files),
         "inference": {
             "mode": cfg.mode,
-            **({"share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift} if cfg.mode == "fast" else {}),
+            **(
+                {"share": cfg.share, "chunk": cfg.chunk, "max_shift": cfg.max_shift}
+                if cfg.mode == "fast" and heads == "fami"
+                else {}
+            ),
         },
         "frames": frames,
         "persons": persons,
@@ -205,8 +229,10 @@ def evaluate_model(
     }
 
 
-def _score_folders(gt_dir: Path, merged: dict[str, dict], pred_dir) -> dict[str, dict]:
-    """Write the ``famipose/`` and ``backbone/`` prediction folders and score each."""
+def _score_folders(
+    gt_dir: Path, merged: dict[str, dict], pred_dir, columns: tuple[str, ...] = ("famipose", "backbone")
+) -> dict[str, dict]:
+    """Write the ``famipose/`` and ``backbone/`` prediction folders (those of ``columns``) and score each."""
     from famicli.metrics.scoring import evaluate
 
     formats = {m["format"] for m in merged.values()}
@@ -214,7 +240,7 @@ def _score_folders(gt_dir: Path, merged: dict[str, dict], pred_dir) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="famipose-eval-") as tmp:
         base = Path(pred_dir) if pred_dir is not None else Path(tmp)
         reports = {}
-        for column in ("famipose", "backbone"):
+        for column in columns:
             for name in sorted(merged):
                 write_json_atomic(base / column / name, merged[name][column], indent=None)
             reports[column] = evaluate(gt_dir, base / column, dataset, order="sorted").to_dict()
