@@ -271,7 +271,7 @@ def test_notes_wait_for_the_first_frame(tmp_path):
     (tmp_path / "real_people_boxes.json").write_bytes((DEMO.parent / "demo_boxes.json").read_bytes())
     for weights in (["-w", str(bad)], []):
         if not weights:  # demo weights on a video that is not SynthTrack's: a truncated copy fails to decode
-            video.write_bytes(DEMO.read_bytes()[: 4096])
+            video.write_bytes(DEMO.read_bytes()[:4096])
         err = _fail(runner.invoke(app, ["predict", str(video), *weights, "--out", str(tmp_path / "o")]))
         assert err.count("\n") == 1 and err.startswith("Error: "), err
     assert not (tmp_path / "o").exists()
