@@ -99,12 +99,22 @@ def heatmaps_command(
     out: Out = Path("viz-heatmaps.png"),
     device: Device = "auto",
     json_out: Json = False,
+    heads: Annotated[
+        opt.Heads | None,
+        opt.heads(
+            "fami: the backbone's and FAMI-Pose's heatmaps side by side; backbone: the single-frame HRNet's "
+            "alone (default for pose-HRNet/DCPose checkpoints)."
+        ),
+    ] = None,
 ) -> None:
     """Backbone-only vs FAMI-Pose heatmaps per joint on the key crop, with the ground truth marked."""
-    _run("heatmaps", weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out)
+    heads_name = None if heads is None else heads.value
+    _run("heatmaps", weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out, heads_name)
 
 
-def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out) -> None:
+def _run(
+    kind, weights, dataset, root, seq, video, boxes, frame, person, joint, out, device, json_out, heads=None
+) -> None:
     from famicli.data.synthtrack import demo
     from famicli.errors import InputError
     from famicli.io import check_writable
@@ -125,7 +135,8 @@ def _run(kind, weights, dataset, root, seq, video, boxes, frame, person, joint, 
     if boxes is not None and video is None:
         raise InputError("--boxes goes with --video")
     source = ClipSource(frame=frame, person=person, root=root, sequence=seq, video=video, boxes=boxes)
-    data = visualize(kind, source, weights, out, joint=None if joint is None else joint.value, device=device)
+    joint_name = None if joint is None else joint.value
+    data = visualize(kind, source, weights, out, joint=joint_name, device=device, heads=heads)
     if json_out:
         typer.echo(dumps(data))
         return

@@ -111,7 +111,7 @@ class PredictConfig:
             )
 
 
-def resolve_heads(model, heads: str | None) -> tuple[str, str | None]:
+def resolve_heads(model, heads: str | None, asked: str = "--heads fami") -> tuple[str, str | None]:
     """Which heads run (``fami`` or ``backbone``) for ``heads`` (None: as the checkpoint), and a note to
     show when the checkpoint chose.
 
@@ -119,7 +119,8 @@ def resolve_heads(model, heads: str | None) -> tuple[str, str | None]:
     "backbone"``: pose-HRNet, DCPose, ``train --single-frame``) runs its backbone alone by default.
 
     Raises:
-        ConfigError: ``fami`` asked of such a checkpoint, with the command that trains the temporal modules.
+        ConfigError: ``fami`` asked of such a checkpoint (``asked`` names what asked), with the command that
+        trains the temporal modules.
     """
     info = getattr(model, "checkpoint_info", None) or {}
     if info.get("initialized") != "backbone":
@@ -128,9 +129,9 @@ def resolve_heads(model, heads: str | None) -> tuple[str, str | None]:
     what = {"hrnet": "a pose-HRNet", "dcpose": "a DCPose", "famipose": "a single-frame"}.get(kind, "a backbone-only")
     if heads == "fami":
         raise ConfigError(
-            f"--heads fami: {path} is {what} checkpoint; only its single-frame HRNet is trained, not FAMI-Pose's "
+            f"{asked}: {path} is {what} checkpoint; only its single-frame HRNet is trained, not FAMI-Pose's "
             f"temporal modules; train them first: famipose train --backbone {path} --freeze-backbone "
-            "--dataset posetrack18 --root DATA (or use --heads backbone)"
+            "--dataset posetrack18 --root DATA" + (" (or use --heads backbone)" if asked.startswith("--heads") else "")
         )
     note = None
     if heads is None:

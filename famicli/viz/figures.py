@@ -322,19 +322,25 @@ def heatmaps_figure(data: dict, clip: Clip):
     from matplotlib.lines import Line2D
 
     joints, peaks = data["joints"], data["peaks"]
-    maps = {"backbone": np.array(data["backbone_heatmaps"]), "fami": np.array(data["heatmaps"])}
+    maps = {"backbone": np.array(data["backbone_heatmaps"])}
+    if "heatmaps" in data:
+        maps["fami"] = np.array(data["heatmaps"])
+    names = data.get("keypoints", JOINT_NAMES)  # the model's schema (COCO's eyes for a pose-HRNet)
     ncol = min(6, len(joints))
     nrow = math.ceil(len(joints) / ncol)
     one = len(joints) == 1
-    fig = _figure(7.5 if one else 2.4 * ncol + 0.6, (4.2 if one else 5.0 * nrow) + 1.1)
-    fig.suptitle(_title(data, "Backbone-only vs FAMI-Pose heatmaps"), fontsize=12)
-    *rows, key = fig.subfigures(nrow + 1, 1, height_ratios=[4.2 if one else 5.0] * nrow + [1.1])
-    axes = [r.subplots(1 if one else 2, 2 if one else ncol, squeeze=False) for r in rows]
+    m_rows = len(maps)  # panels per joint: the backbone's, and FAMI-Pose's unless it runs alone
+    height = (4.2 if one else 2.5 * m_rows * nrow) + 1.1
+    fig = _figure(3.75 * m_rows if one else 2.4 * ncol + 0.6, height)
+    title = "Backbone-only vs FAMI-Pose heatmaps" if "fami" in maps else "Single-frame HRNet heatmaps"
+    fig.suptitle(_title(data, title), fontsize=12)
+    *rows, key = fig.subfigures(nrow + 1, 1, height_ratios=[4.2 if one else 2.5 * m_rows] * nrow + [1.1])
+    axes = [r.subplots(1 if one else m_rows, m_rows if one else ncol, squeeze=False) for r in rows]
     grey = clip.crops[0].mean(-1, keepdims=True).repeat(3, -1).astype(np.uint8)  # key crop in grey
     crop = Clip(**{**vars(clip), "crops": grey[None]})
     for j, (name, row) in enumerate(zip(joints, peaks)):
-        k = JOINT_NAMES.index(name)
-        for m, model in enumerate(("backbone", "fami")):
+        k = names.index(name)
+        for m, model in enumerate(maps):
             ax = axes[0][0, m] if one else axes[j // ncol][m, j % ncol]
             _show_crop(ax, crop, 0, dim=0.8)
             hm = maps[model][j]

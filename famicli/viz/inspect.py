@@ -50,17 +50,29 @@ def joint_index(name: str | None) -> int | None:
 
 
 def visualize(
-    kind: str, source: ClipSource, weights: Path | None, out: Path, joint: str | None = None, device: str = "auto"
+    kind: str,
+    source: ClipSource,
+    weights: Path | None,
+    out: Path,
+    joint: str | None = None,
+    device: str = "auto",
+    heads: str | None = None,
 ) -> dict:
     """Load the model and the clip, compute the ``kind`` figure's numbers, draw and save it to ``out``.
+
+    ``heads`` (heatmaps): ``fami`` shows the backbone's and FAMI-Pose's heatmaps side by side, ``backbone``
+    the single-frame HRNet's alone; default: as the checkpoint
+    (:func:`famicli.inference.predictor.resolve_heads`). ``offsets`` and ``mi`` need the temporal modules.
 
     Returns the numbers (the ``--json`` output) with the clip, the weights and a provenance record.
 
     Raises:
-        ConfigError: unknown kind, joint or output format; no weights. InputError: bad clip selection.
+        ConfigError: unknown kind, joint or output format; no weights; offsets, mi or ``heads="fami"`` of a
+        checkpoint whose temporal modules were never trained. InputError: bad clip selection.
         CheckpointError: unreadable weights.
     """
     from famicli.config import DataConfig, LossConfig
+    from famicli.inference.predictor import resolve_heads
     from famicli.io import provenance
     from famicli.models.checkpoint import load_model, read_checkpoint
     from famicli.runtime import resolve_device
@@ -68,11 +80,17 @@ def visualize(
     if kind not in KINDS:
         raise ConfigError(f"unknown figure {kind!r}; choose from: {', '.join(KINDS)}")
     check_output(out)
-    k = joint_index(joint)
+    joint_index(joint)  # a name famipose knows, before anything loads
     if kind == "mi" and source.root is None:
         raise InputError("viz mi needs ground truth: select the clip with --root DIR --seq NAME")
     weights = Path(weights) if weights is not None else demo.default_weights()
     model = load_model(weights, device=resolve_device(device))
+    asked = "--heads fami" if kind == "heatmaps" else f"viz {kind} needs FAMI-Pose's temporal modules"
+    heads, _ = resolve_heads(model, "fami" if kind != "heatmaps" else heads, asked)
+    names = keypoints.get_schema(model.cfg.schema).names
+    if joint is not None and joint not in names:
+        raise ConfigError(f"joint {joint!r}: {model.cfg.schema} keypoints have none; they are: {', '.join(names)}")
+    k = None if joint is None else names.index(joint)
     checkpoint = read_checkpoint(weights)  # famipose train writes train_state.configs; assets/make_demo.py configs
     configs = checkpoint.get("train_state", {}).get("configs") or checkpoint.get("configs", {})
     # the run's data config, else training's default target width (train_configs): 3 px at 96x72, scaled
@@ -83,7 +101,7 @@ def visualize(
     elif kind == "mi":
         data = mi_data(model, clip, LossConfig(**_known(LossConfig, configs, "loss")), k)
     else:
-        data = heatmaps_data(model, clip, k)
+        data = heatmaps_data(model, clip, k, heads)
     data = {
         "figure": kind,
         "clip": clip.describe,
@@ -92,6 +110,7 @@ def visualize(
             "name": weights.name,
             "sha256": model.checkpoint_info["file_sha256"],
             "variant": model.cfg.variant,
+            "schema": model.cfg.schema,
         },
         **data,
     }
@@ -234,26 +253,38 @@ def mi_data(model, clip: Clip, loss_cfg, joint: int | None = None) -> dict:
     }
 
 
-def heatmaps_data(model, clip: Clip, joint: int | None = None) -> dict:
-    """Backbone-only and FAMI-Pose heatmaps per joint, their decoded peaks and the ground truth."""
-    out = _forward(model, clip)
+def heatmaps_data(model, clip: Clip, joint: int | None = None, heads: str = "fami") -> dict:
+    """Backbone-only and FAMI-Pose heatmaps per joint (``heads="backbone"``: the backbone's alone, run on
+    the key crop by itself), their decoded peaks and the ground truth (of the joints the model's schema
+    shares with PoseTrack)."""
+    import torch
+
+    schema = keypoints.get_schema(model.cfg.schema)
+    if heads == "backbone":
+        with torch.no_grad():
+            maps = {"backbone": model.eval().single_frame(clip.key[None].to(next(model.parameters()).device))}
+    else:
+        out = _forward(model, clip)
+        maps = {"fami": out.heatmaps, "backbone": out.backbone_heatmaps}
     shown = _selected(joint)
-    peaks = {name: _keypoints(hm, clip) for name, hm in (("fami", out.heatmaps), ("backbone", out.backbone_heatmaps))}
+    peaks = {name: _keypoints(hm, clip) for name, hm in maps.items()}
+    gt_of = {channel: j for j, channel in enumerate(schema.posetrack) if channel >= 0}  # channel -> PoseTrack
     rows = []
     for k in shown:
-        row = {"joint": JOINT_NAMES[k]}
-        gt = clip.joints[k] if clip.joints is not None and clip.joints[k, 2] > 0 else None
+        row = {"joint": schema.names[k]}
+        j = gt_of.get(k)
+        gt = clip.joints[j] if j is not None and clip.joints is not None and clip.joints[j, 2] > 0 else None
         row["gt_image_px"] = None if gt is None else gt[:2].tolist()
         for name, (_, xy, score) in peaks.items():
             err = None if gt is None else float(np.hypot(*(xy[k] - gt[:2])))
             row[name] = {"image_px": xy[k].tolist(), "score": float(score[k]), "error_px": err}
         rows.append(row)
-    return {
-        "joints": [JOINT_NAMES[k] for k in shown],
-        "peaks": rows,
-        "heatmaps": out.heatmaps[0, shown].double().cpu().numpy().tolist(),
-        "backbone_heatmaps": out.backbone_heatmaps[0, shown].double().cpu().numpy().tolist(),
-    }
+    data = {"heads": heads, "joints": [schema.names[k] for k in shown], "keypoints": list(schema.names)}
+    data["peaks"] = rows
+    if "fami" in maps:
+        data["heatmaps"] = maps["fami"][0, shown].double().cpu().numpy().tolist()
+    data["backbone_heatmaps"] = maps["backbone"][0, shown].double().cpu().numpy().tolist()
+    return data
 
 
 def _nan_to_none(values: np.ndarray) -> list:
