@@ -186,3 +186,20 @@ def test_viz_heatmaps_of_a_coco_checkpoint_show_its_backbone_alone(clip, tmp_pat
     assert (tmp_path / "h.png").stat().st_size > 0
     offsets = runner.invoke(app, ["viz", "offsets", *args[2:], "--out", str(tmp_path / "o.png")])
     assert offsets.exit_code == 1 and offsets.stderr.startswith("Error: viz offsets needs FAMI-Pose's temporal")
+
+
+@pytest.mark.parametrize("kind", ["hrnet", "dcpose", "full"])
+def test_info_reports_kind_schema_and_initialized_modules(clip, kind):
+    path = clip["full"] if kind == "full" else clip["weights"][kind]
+    result = runner.invoke(app, ["info", str(path), "--variant", "tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected_kind = "famipose" if kind == "full" else kind
+    schema = "coco" if kind == "hrnet" else "posetrack"
+    assert (report["kind"], report["variant"], report["schema"]) == (expected_kind, "tiny", schema)
+    assert report["heads"] == ("fami" if kind == "full" else "backbone")
+    initialized = {name: m["initialized"] for name, m in report["modules"].items()}
+    assert initialized["backbone"] and all(initialized.values()) == (kind == "full")
+    assert report["posetrack_missing"] == (["head_bottom", "head_top"] if schema == "coco" else [])
+    table = runner.invoke(app, ["info", str(path), "--variant", "tiny"])
+    assert table.exit_code == 0 and "random (not in the checkpoint)" in table.stdout or kind == "full"
