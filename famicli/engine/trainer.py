@@ -262,6 +262,16 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, backbone, state: Resu
     elif backbone is not None:
         source = load_model(backbone)  # any format: famipose, official FAMI-Pose, DCPose, pose-HRNet
         load_strict(model.backbone, source.backbone.state_dict(), Path(backbone), what="backbone")
+        if source.cfg.schema != model_cfg.schema and not train_cfg.single_frame:
+            log.warning(
+                "%s has %s keypoints: its own heatmap layer (the backbone-only row of eval --weights) keeps "
+                "them, where this model has %s keypoints; fine-tune it first with famipose train --single-frame "
+                "--backbone %s, then train on its last.pt",
+                backbone,
+                source.cfg.schema,
+                model_cfg.schema,
+                backbone,
+            )
     if train_cfg.single_frame:
         # stage 1: the HRNet and its heatmap layer alone; the temporal modules stay as initialized
         model.requires_grad_(False)
