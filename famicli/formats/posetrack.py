@@ -147,7 +147,8 @@ def _keypoint_columns(path: Path, data: dict, role: str, issues: Issues) -> np.n
     if not isinstance(names, list) or len(names) not in (15, 17):
         got = len(names) if isinstance(names, list) else names
         raise InputError(f"{path}: categories: keypoints: {short_repr(got)} names, expected 15 or 17")
-    if {"left_eye", "right_eye"} & set(names) and not {"head_bottom", "head_top"} & set(names):
+    strings = {n for n in names if isinstance(n, str)}  # other values are refused below, with their name
+    if {"left_eye", "right_eye"} & strings and not {"head_bottom", "head_top"} & strings:
         raise InputError(
             f"{path}: categories: keypoints: COCO's keypoints (left_eye, right_eye where PoseTrack has "
             "head_bottom, head_top); PoseTrack does not score eyes as head joints: write PoseTrack's 17 names "
