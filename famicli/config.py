@@ -40,6 +40,17 @@ class ModelConfig:
     mi_estimator: str = "official"  # "official" (bit-compatible) or "corrected" (true KL)
     mi_temperature: float = 0.05  # softmax temperature of the mutual-information terms
     schema: str = "posetrack"  # which 17 keypoints the heatmaps are: posetrack or coco (famicli.keypoints)
+    # ablations (train --no-gtm, --no-lcm, --support-offsets); every command builds the checkpoint's model
+    gtm: bool = True  # global transformation; False: the supporting features are fused unshifted
+    lcm: bool = True  # local calibration; False: the fused supporting feature is aggregated as it is
+    support_offsets: tuple[int, ...] = (-2, -1, 1, 2)  # supporting frames relative to t, model order
+
+    def __post_init__(self):
+        if len(self.support_offsets) != self.num_support:
+            raise ConfigError(
+                f"support_offsets {list(self.support_offsets)} list {len(self.support_offsets)} frames, "
+                f"but num_support is {self.num_support}"
+            )
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -154,6 +165,22 @@ def get_variant(name: str, **overrides) -> ModelConfig:
     return replace(VARIANTS[name], **overrides) if overrides else VARIANTS[name]
 
 
+def ablation_label(cfg: ModelConfig | dict) -> str:
+    """How ``cfg`` departs from the paper's model: ``"no GTM, offsets -1,1"``; ``""`` for the full model."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    parts = [name for name, key in (("no GTM", "gtm"), ("no LCM", "lcm")) if get(key, True) is False]
+    offsets = tuple(get("support_offsets", (-2, -1, 1, 2)))
+    if offsets != (-2, -1, 1, 2):
+        parts.append("offsets " + ",".join(str(o) for o in offsets))
+    return ", ".join(parts)
+
+
+def default_offsets(n: int) -> tuple[int, ...]:
+    """``n`` supporting frames around the key frame, nearest first on each side: 4 -> (-2, -1, 1, 2)."""
+    before = n // 2
+    return tuple(range(-before, 0)) + tuple(range(1, n - before + 1))
+
+
 def train_configs(
     variant: str,
     *,
@@ -161,18 +188,30 @@ def train_configs(
     alpha: float = 0.5,
     beta: float = 0.1,
     sigma: float | None = None,
+    gtm: bool = True,
+    lcm: bool = True,
+    support_offsets: tuple[int, ...] | None = None,
     **train_overrides,
 ) -> tuple[ModelConfig, DataConfig, LossConfig, TrainConfig]:
     """The configuration of a training run: the variant's presets with the given overrides.
 
     ``None`` overrides keep the preset. The default target sigma is 3 heatmap pixels at the paper's
-    96x72 heatmaps, scaled with the heatmap width (2 at 64x48, 1 at 32x24).
+    96x72 heatmaps, scaled with the heatmap width (2 at 64x48, 1 at 32x24). ``gtm``, ``lcm`` and
+    ``support_offsets`` are the ablations: they shape the model (and the training windows).
+
+    Raises:
+        ConfigError: an offset of 0 or listed twice.
     """
-    model = get_variant(variant, mi_estimator=mi_estimator)
+    offsets = tuple(support_offsets) if support_offsets is not None else VARIANTS[variant].support_offsets
+    if not offsets or 0 in offsets or len(set(offsets)) != len(offsets):
+        raise ConfigError(f"support offsets {list(offsets)}: expected distinct non-zero frame offsets, e.g. -2,-1,1,2")
+    model = get_variant(
+        variant, mi_estimator=mi_estimator, gtm=gtm, lcm=lcm, support_offsets=offsets, num_support=len(offsets)
+    )
     if sigma is None:
         sigma = 3.0 * model.heatmap_size[1] / 72
     train = replace(TRAIN_PRESETS[variant], **{k: v for k, v in train_overrides.items() if v is not None})
-    return model, DataConfig(sigma=sigma), LossConfig(alpha=alpha, beta=beta), train
+    return model, DataConfig(sigma=sigma, offsets=offsets), LossConfig(alpha=alpha, beta=beta), train
 
 
 # Ranges checked on reading (config_from_dict) beyond the annotated type: strings with a fixed set of
@@ -186,7 +225,7 @@ _CHOICES = {
 _NONNEG = {"seed", "workers", "grad_clip", "half_body_min_joints", "alpha", "beta", "scale_factor"}
 _NONNEG |= {"rotation_factor", "lr_factor"}
 _PROBABILITIES = {"rotation_prob", "flip_prob", "half_body_prob"}
-_NONZERO_TUPLES = {"offsets"}  # supporting-frame offsets: any int but 0 (the key frame)
+_NONZERO_TUPLES = {"offsets", "support_offsets"}  # supporting-frame offsets: any int but 0 (the key frame)
 
 
 def config_from_dict(cls, data, where: str = ""):

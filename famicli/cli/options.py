@@ -116,6 +116,25 @@ def number(low: float | None = None, high: float | None = None, *, above: bool =
     return check
 
 
+def frame_offsets(text: str | None) -> str | None:
+    """``--support-offsets``: comma-separated non-zero, distinct frame offsets (``-2,-1,1,2``), else a
+    usage error. Kept as text; :func:`parse_offsets` makes the tuple."""
+    if text is None:
+        return None
+    try:
+        values = parse_offsets(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected comma-separated frame offsets, e.g. -2,-1,1,2") from None
+    if not values or 0 in values or len(set(values)) != len(values):
+        raise OutOfRange(f"{text!r}: offsets must be distinct and non-zero (0 is the key frame)")
+    return text
+
+
+def parse_offsets(text: str) -> tuple[int, ...]:
+    """``"-2,-1,1,2"`` -> ``(-2, -1, 1, 2)``."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
 def flag(*decls: str, help: str, **extra):
     """A boolean option shown as a flag in help (``--json``, ``--flip/--no-flip``), not ``--json <bool>``."""
     return typer.Option(*decls, help=help, metavar="", **extra)
@@ -184,6 +203,23 @@ def json_out(help: str = "Print the result as one JSON object on stdout.", **ext
 
 def quiet(help: str = "No progress bar or status lines on stderr.", **extra):
     return flag("--quiet", "-q", help=help, **extra)
+
+
+# ----------------------------------------------------- the ablation switches of train and profile
+def gtm(help: str = "Global transformation (--no-gtm: the supporting features are fused unshifted).", **extra):
+    return flag("--gtm/--no-gtm", help=help, **extra)
+
+
+def lcm(help: str = "Local calibration (--no-lcm: the fused supporting feature is aggregated as it is).", **extra):
+    return flag("--lcm/--no-lcm", help=help, **extra)
+
+
+def support_offsets(
+    help: str = "Supporting frames relative to the key frame, in model order (default -2,-1,1,2); "
+    "write --support-offsets=-1,1.",
+    **extra,
+):
+    return typer.Option("--support-offsets", help=help, **{"callback": frame_offsets, **extra})
 
 
 # ------------------------------------------------- the model options of predict and eval --weights

@@ -61,6 +61,9 @@ def profile_command(
             "--iters", callback=opt.number(0), help="Timed forwards per model, batch and dtype; 0: FLOPs only."
         ),
     ] = 10,
+    gtm: Annotated[bool, opt.gtm(rich_help_panel="Ablations (without --weights)")] = True,
+    lcm: Annotated[bool, opt.lcm(rich_help_panel="Ablations (without --weights)")] = True,
+    support_offsets: Annotated[str | None, opt.support_offsets(rich_help_panel="Ablations (without --weights)")] = None,
     json_out: Annotated[bool, opt.json_out()] = False,
     csv: Annotated[
         Path | None,
@@ -94,6 +97,9 @@ def profile_command(
         compile=compile_,
         warmup=warmup,
         iters=iters,
+        gtm=gtm,
+        lcm=lcm,
+        support_offsets=None if support_offsets is None else opt.parse_offsets(support_offsets),
     )
     with progress_bar("profiling", quiet) as update:
         result = profile_model(cfg, progress=lambda done, total, desc: update(done, total, description=desc))
@@ -117,6 +123,10 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _render(report: dict) -> None:
+    from famicli.config import ablation_label
+
+    ablation = ablation_label(report["model"]["config"])
+    ablation = f", {ablation}" if ablation else ""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -125,7 +135,7 @@ def _render(report: dict) -> None:
     flops, params = report["flops"], report["params"]
     h, w = report["model"]["config"]["input_size"]
     t = Table(
-        title=f"FAMI-Pose {report['model']['variant']} ({h}×{w}): cost per key frame",
+        title=f"FAMI-Pose {report['model']['variant']} ({h}×{w}{ablation}): cost per key frame",
         box=box.SIMPLE_HEAVY,
         caption="GFLOPs = 2 × GMACs; batch norm, ReLU, adds not counted (as in published figures)",
     )

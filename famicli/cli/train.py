@@ -71,6 +71,9 @@ def train_command(
             "(the single-frame baseline; its checkpoint is a --backbone).",
         ),
     ] = False,
+    gtm: Annotated[bool, opt.gtm(rich_help_panel="Ablations")] = True,
+    lcm: Annotated[bool, opt.lcm(rich_help_panel="Ablations")] = True,
+    support_offsets: Annotated[str | None, opt.support_offsets(rich_help_panel="Ablations")] = None,
     mi_estimator: Annotated[
         Estimator, typer.Option("--mi-estimator", help="MI estimator: official or corrected.")
     ] = Estimator.official,
@@ -126,7 +129,15 @@ def train_command(
         validate=not no_val,
     )
     cfgs = train_configs(
-        variant.value, mi_estimator=mi_estimator.value, alpha=alpha, beta=beta, sigma=sigma, **overrides
+        variant.value,
+        mi_estimator=mi_estimator.value,
+        alpha=alpha,
+        beta=beta,
+        sigma=sigma,
+        gtm=gtm,
+        lcm=lcm,
+        support_offsets=None if support_offsets is None else opt.parse_offsets(support_offsets),
+        **overrides,
     )
     if out is None:
         out = resume.parent if resume is not None else Path("runs/train")

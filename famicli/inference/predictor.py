@@ -192,13 +192,14 @@ class PoseEstimator:
     ) -> PoseEstimator:
         """The estimator ``cfg`` asks for, on ``device``: its dtype and flip test, and in fast mode the
         fast path; with ``heads="backbone"`` (see :func:`resolve_heads`) a :class:`BackboneEstimator`.
-        ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training)."""
+        ``data_cfg``: window and crop settings (default ``DataConfig()``, as in training); the supporting
+        frames are always the model's (``model.cfg.support_offsets``)."""
         if heads not in HEADS:
             raise ConfigError(f"unknown heads {heads!r}; choose from: {', '.join(HEADS)}")
         cls = BackboneEstimator if heads == "backbone" else cls
         return cls(
             model.to(device),
-            data_cfg or DataConfig(),
+            replace(data_cfg or DataConfig(), offsets=model.cfg.support_offsets),  # the frames the model was built for
             device,
             resolve_dtype(cfg.dtype),
             cfg.flip,

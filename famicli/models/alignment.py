@@ -51,6 +51,8 @@ class GlobalTransformation(nn.Module):
         channels: channels of the regression branch (16 in the paper).
         hidden: width of the two hidden Linear layers (64 in the paper).
         fusion_blocks: BasicBlocks fusing the warped features (2 in the paper).
+        regress: False for the "no GTM" ablation: no translation is regressed (no ``offset_layers``), the
+            supporting features are fused unshifted (translations reported as 0).
     """
 
     def __init__(
@@ -61,17 +63,22 @@ class GlobalTransformation(nn.Module):
         channels: int,
         hidden: int,
         fusion_blocks: int,
+        regress: bool = True,
     ):
         super().__init__()
         h, w = (_halved(n, 5) for n in heatmap_size)
         # indices matter: they are the official checkpoint keys (6 = Flatten has no weights)
-        self.offset_layers = nn.Sequential(
-            ChainOfBasicBlocks(width, channels, 1),
-            *(ConvBNReLU(channels, channels, stride=2) for _ in range(5)),
-            nn.Flatten(),
-            nn.Linear(channels * h * w, hidden),
-            nn.Linear(hidden, hidden),
-            nn.Linear(hidden, 2),
+        self.offset_layers = (
+            nn.Sequential(
+                ChainOfBasicBlocks(width, channels, 1),
+                *(ConvBNReLU(channels, channels, stride=2) for _ in range(5)),
+                nn.Flatten(),
+                nn.Linear(channels * h * w, hidden),
+                nn.Linear(hidden, hidden),
+                nn.Linear(hidden, 2),
+            )
+            if regress
+            else None
         )
         self.support_fusion = ChainOfBasicBlocks(num_support * width, width, fusion_blocks)
 
@@ -85,6 +92,8 @@ class GlobalTransformation(nn.Module):
             fused (B, C, H, W) feature z_sup, and translations (B, S, 2) as (tx, ty) feature pixels.
         """
         b, s, c, h, w = support.shape
+        if self.offset_layers is None:  # the "no GTM" ablation: fused as they are
+            return self.support_fusion(support.reshape(b, s * c, h, w)), support.new_zeros(b, s, 2)
         flat = support.reshape(b * s, c, h, w)  # (B, S, C, H, W) -> (B*S, C, H, W)
         # one regression per supporting frame (in train mode BN statistics are per frame, as official)
         shift = torch.stack([self.offset_layers(support[:, i] - key) for i in range(s)], dim=1)  # (B, S, 2)

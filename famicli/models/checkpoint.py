@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from famicli import __version__
-from famicli.config import VARIANTS, HRNetConfig, ModelConfig, get_variant
+from famicli.config import VARIANTS, HRNetConfig, ModelConfig, default_offsets, get_variant
 from famicli.errors import CheckpointError, ConfigError
 from famicli.io import atomic_path
 from famicli.models.famipose import FamiPose
@@ -330,7 +330,8 @@ def infer_config(state: dict[str, torch.Tensor], path: str | Path = "checkpoint"
         fields.update(
             gtm_channels=state["feat_global_offset_layers.0.layers.0.conv1.weight"].shape[0],
             gtm_hidden=state["feat_global_offset_layers.7.weight"].shape[0],
-            num_support=state["sup_agg_block.layers.0.conv1.weight"].shape[1] // widths[0],
+            num_support=(n := state["sup_agg_block.layers.0.conv1.weight"].shape[1] // widths[0]),
+            support_offsets=default_offsets(n),
             support_fusion_blocks=_count(state, "sup_agg_block.layers."),
             combine_blocks=_count(state, "combined_feat_layers.layers."),
             aggregation_blocks=_count(state, "init_feature_agg_block.layers."),

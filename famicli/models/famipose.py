@@ -49,9 +49,18 @@ class FamiPose(nn.Module):
         c = cfg.width
         self.backbone = PoseHRNet(cfg.hrnet, cfg.num_joints)
         self.global_transform = GlobalTransformation(
-            c, cfg.heatmap_size, cfg.num_support, cfg.gtm_channels, cfg.gtm_hidden, cfg.support_fusion_blocks
+            c,
+            cfg.heatmap_size,
+            cfg.num_support,
+            cfg.gtm_channels,
+            cfg.gtm_hidden,
+            cfg.support_fusion_blocks,
+            regress=cfg.gtm,
         )
-        self.local_calibration = LocalCalibration(c, cfg.dcn_offset_groups, cfg.dcn_dilation, cfg.combine_blocks)
+        # the "no LCM" ablation has none: the fused supporting feature is aggregated as it is
+        self.local_calibration = (
+            LocalCalibration(c, cfg.dcn_offset_groups, cfg.dcn_dilation, cfg.combine_blocks) if cfg.lcm else None
+        )
         self.aggregation = ChainOfBasicBlocks(2 * c, c, cfg.aggregation_blocks)
         self.head = nn.Conv2d(c, cfg.num_joints, 3, padding=1)
         self.backbone_frozen = False
@@ -88,7 +97,9 @@ class FamiPose(nn.Module):
             z_s: (B, S, C, h, w) backbone features of the supporting crops, in model order.
         """
         z_sup, translation = self.global_transform(z_t, z_s)
-        aligned, offsets, masks = self.local_calibration(z_t, z_sup)
+        aligned, offsets, masks = (
+            self.local_calibration(z_t, z_sup) if self.local_calibration is not None else (z_sup, [], [])
+        )
         z_agg = self.aggregation(torch.cat((z_t, aligned), dim=1))  # (B, 2C, h, w) -> (B, C, h, w)
         heatmaps = self.head(z_agg)
         out = FamiPoseOutput(
@@ -135,7 +146,7 @@ class FamiPose(nn.Module):
             "aggregation": self.aggregation,
             "head": self.head,
         }
-        return {name: sum(p.numel() for p in m.parameters()) for name, m in parts.items()}
+        return {name: sum(p.numel() for p in m.parameters()) if m is not None else 0 for name, m in parts.items()}
 
 
 def variant_summary() -> dict[str, dict]:

@@ -96,6 +96,8 @@ def _batched_global_transform(gtm: GlobalTransformation, key: torch.Tensor, supp
     """``GlobalTransformation.forward`` with the S regressions run as one batch (eval mode only:
     BN statistics no longer depend on the batch). Same shapes and outputs."""
     b, s, c, h, w = support.shape
+    if gtm.offset_layers is None:  # the "no GTM" ablation
+        return gtm(key, support)
     flat = support.reshape(b * s, c, h, w)  # (B, S, C, H, W) -> (B*S, C, H, W)
     diff = (support - key.unsqueeze(1)).reshape(b * s, c, h, w)  # (B, S, C, H, W) -> (B*S, C, H, W)
     shift = gtm.offset_layers(diff)  # (B*S, 2)
@@ -157,7 +159,9 @@ class FastFamiPose(nn.Module):
         m = self.model
         with torch.inference_mode():
             z_sup, translation = _batched_global_transform(m.global_transform, z_t, z_s)
-            aligned, offsets, masks = m.local_calibration(z_t, z_sup)
+            aligned, offsets, masks = (
+                m.local_calibration(z_t, z_sup) if m.local_calibration is not None else (z_sup, [], [])
+            )
             z_agg = m.aggregation(torch.cat((z_t, aligned), dim=1))  # (B, 2C, h, w) -> (B, C, h, w)
             return FamiPoseOutput(
                 heatmaps=m.head(z_agg),

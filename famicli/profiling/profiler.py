@@ -49,6 +49,10 @@ class ProfileConfig:
     baseline: bool = True  # also time the single-frame backbone (HRNet + its head)
     probe_seconds: float = 0.5  # time spent per kernel of the matmul peak probe (per dtype)
     seed: int = 0  # seed of the random input crops
+    # ablations of the variant (without weights; a checkpoint brings its own): train's --no-gtm, ...
+    gtm: bool = True
+    lcm: bool = True
+    support_offsets: tuple[int, ...] | None = None  # None: the variant's (-2, -1, 1, 2)
 
     def __post_init__(self):
         bad = [d for d in self.dtypes if d not in DTYPES]
@@ -123,7 +127,10 @@ def profile_model(config: ProfileConfig | None = None, *, progress: Progress | N
         model = load_model(cfg.weights, cfg.variant, device)
         model_cfg = model.cfg
     else:
-        model_cfg = get_variant(cfg.variant or "w48")
+        offsets = tuple(cfg.support_offsets or get_variant(cfg.variant or "w48").support_offsets)
+        model_cfg = get_variant(
+            cfg.variant or "w48", gtm=cfg.gtm, lcm=cfg.lcm, support_offsets=offsets, num_support=len(offsets)
+        )
     flops, params = count_model_flops(model_cfg)
     result = ProfileResult(
         model={"variant": model_cfg.variant, "weights": cfg.weights, "config": model_cfg.to_dict()},

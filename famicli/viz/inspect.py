@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,12 @@ def visualize(
     configs = checkpoint.get("train_state", {}).get("configs") or checkpoint.get("configs", {})
     # the run's data config, else training's default target width (train_configs): 3 px at 96x72, scaled
     data_cfg = DataConfig(**({"sigma": 3.0 * model.cfg.heatmap_size[1] / 72} | _known(DataConfig, configs, "data")))
+    data_cfg = replace(data_cfg, offsets=model.cfg.support_offsets)  # the frames the model was built for
+    if kind == "offsets" and not model.cfg.lcm:
+        raise ConfigError(
+            f"viz offsets: {weights} has no local calibration (trained with --no-lcm): no deformable offsets "
+            "to show; viz heatmaps and viz mi work"
+        )
     clip = load_clip(source, data_cfg, model.cfg.input_size, model.cfg.heatmap_size)
     if kind == "offsets":
         data = offsets_data(model, clip, k)
