@@ -12,7 +12,10 @@ an occluder or another person (``occluded_joints``), persons on motion-blurred f
         --fami "alpha 0=runs/tiny_a0/last.pt" --fami "official MI=runs/tiny_fami/last.pt"
 
 Prints one markdown table (AP in %, person counts in the header); ``--json FILE`` also writes it.
-docs/synthtrack.md has the recipe and the numbers.
+A label given to several checkpoints (seeds) also gets a row with their mean and spread (half the range,
+``±``). Below the table, each row's training command (the ``command`` of the ``run.json`` beside the
+checkpoint, else the checkpoint's own ``recipe``). ``--cache DIR`` keeps each checkpoint's row (by the
+file's sha256), so a table can grow as runs finish. docs/synthtrack.md has the recipe and the numbers.
 """
 
 from __future__ import annotations
@@ -62,6 +65,17 @@ def subset_pred(pred_dir: Path, out: Path, kept: set[tuple[int, int]]) -> None:
         (out / path.name).write_text(json.dumps(doc))
 
 
+def training_command(path: Path) -> str:
+    """The command that trained ``path``: its run.json's, else the recipe recorded in the checkpoint."""
+    run = path.parent / "run.json"
+    if run.is_file():
+        return json.loads(run.read_text()).get("command", "")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    recipe = ck.get("recipe") or {}
+    commands = recipe.get("commands") if isinstance(recipe, dict) else None
+    return " && ".join(commands) if isinstance(commands, list) else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     from famicli.config import train_configs
     from famicli.engine.validator import validate
@@ -75,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fami", action="append", default=[], metavar="LABEL=CKPT", help="FAMI-Pose checkpoint")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--json", type=Path, help="also write the table as JSON")
+    ap.add_argument("--cache", type=Path, help="keep each checkpoint's row here (by sha256) and reuse it")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.getLogger("famicli").setLevel(logging.ERROR)  # subsets leave one-frame sequences: AP only
@@ -94,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         kept = {name: subset_gt(gt_dir, tmp / "gt" / name, keep) for name, keep in SUBSETS.items()}
         counts = {name: len(pairs) for name, pairs in kept.items()}
         for i, (label, path, heads) in enumerate(runs):
+            from famicli.models.checkpoint import file_sha256
+
+            cached = None
+            if args.cache is not None:
+                cached = args.cache / f"{file_sha256(path)}-{heads}-{args.split}.json"
+                if cached.is_file():
+                    rows.append(json.loads(cached.read_text()) | {"model": label, "checkpoint": str(path)})
+                    print(f"{label}: cached {cached}", file=sys.stderr)
+                    continue
             model = load_model(path)
             _, data_cfg, _, _ = train_configs(model.cfg.variant)
             t0 = time.perf_counter()
@@ -108,14 +132,32 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 row[name] = round(float(result.to_dict()["ap"]["Total"]), 1)
             row["seconds"] = round(time.perf_counter() - t0, 1)
+            row["command"] = training_command(path)
             rows.append(row)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps(row, indent=2) + "\n")
             print(f"{label}: {row}", file=sys.stderr)
     header = " | ".join(f"{n} ({counts[n]} persons)" for n in SUBSETS)
     print(f"\nPoseTrack AP (%), {args.root} {args.split}, ground-truth boxes\n")
     print(f"| model | {header} |")
     print("|---|" + "---|" * len(SUBSETS))
+    labels = list(dict.fromkeys(row["model"] for row in rows))
+    for label in labels:
+        mine = [row for row in rows if row["model"] == label]
+        for row in mine:
+            seed = f" ({Path(row['checkpoint']).parent.name})" if len(mine) > 1 else ""
+            print(f"| {label}{seed} | " + " | ".join(f"{row[n]:.1f}" for n in SUBSETS) + " |")
+        if len(mine) > 1:
+            cells = []
+            for n in SUBSETS:
+                values = [row[n] for row in mine]
+                mean, spread = sum(values) / len(values), (max(values) - min(values)) / 2
+                cells.append(f"**{mean:.1f} ± {spread:.1f}**")
+            print(f"| {label}, mean ± half range of {len(mine)} | " + " | ".join(cells) + " |")
+    print("\nCommands:\n")
     for row in rows:
-        print(f"| {row['model']} | " + " | ".join(f"{row[n]:.1f}" for n in SUBSETS) + " |")
+        print(f"- {row['model']} ({row['checkpoint']}): `{row.get('command', '')}`")
     if args.json:
         args.json.write_text(json.dumps({"persons": counts, "rows": rows}, indent=2) + "\n")
     return 0
