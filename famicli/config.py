@@ -46,6 +46,11 @@ class ModelConfig:
     support_offsets: tuple[int, ...] = (-2, -1, 1, 2)  # supporting frames relative to t, model order
 
     def __post_init__(self):
+        offsets = tuple(self.support_offsets)
+        if not offsets or 0 in offsets or len(set(offsets)) != len(offsets):
+            raise ConfigError(
+                f"support offsets {list(offsets)}: expected distinct non-zero frame offsets, e.g. -2,-1,1,2"
+            )
         if len(self.support_offsets) != self.num_support:
             raise ConfigError(
                 f"support_offsets {list(self.support_offsets)} list {len(self.support_offsets)} frames, "
@@ -200,11 +205,9 @@ def train_configs(
     ``support_offsets`` are the ablations: they shape the model (and the training windows).
 
     Raises:
-        ConfigError: an offset of 0 or listed twice.
+        ConfigError: an offset of 0 or listed twice (checked by :class:`ModelConfig`).
     """
     offsets = tuple(support_offsets) if support_offsets is not None else VARIANTS[variant].support_offsets
-    if not offsets or 0 in offsets or len(set(offsets)) != len(offsets):
-        raise ConfigError(f"support offsets {list(offsets)}: expected distinct non-zero frame offsets, e.g. -2,-1,1,2")
     model = get_variant(
         variant, mi_estimator=mi_estimator, gtm=gtm, lcm=lcm, support_offsets=offsets, num_support=len(offsets)
     )

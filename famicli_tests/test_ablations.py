@@ -132,10 +132,10 @@ def test_profile_cli_names_the_ablation():
     assert config["gtm"] is False and config["lcm"] is True
 
 
-@pytest.mark.parametrize("offsets", ["0,1", "-1,-1", "1,x"])
-def test_bad_support_offsets_are_refused(offsets):
+@pytest.mark.parametrize("offsets, code", [("0,1", 1), ("-1,-1", 1), ("1,x", 2)])
+def test_bad_support_offsets_are_refused(offsets, code):
     result = runner.invoke(app, ["train", f"--support-offsets={offsets}", "--out", "never"])
-    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert result.exit_code == code and "Traceback" not in result.output  # out of range: 1; not numbers: usage, 2
     with pytest.raises((ConfigError, ValueError)):
         train_configs("tiny", support_offsets=tuple(int(v) for v in offsets.split(",")))
 
@@ -143,6 +143,8 @@ def test_bad_support_offsets_are_refused(offsets):
 def test_support_offsets_must_match_num_support():
     with pytest.raises(ConfigError, match="support_offsets"):
         get_variant("tiny", support_offsets=(-1, 1))
+    with pytest.raises(ConfigError, match="distinct non-zero"):  # every way of making a model checks them
+        get_variant("tiny", support_offsets=(0, 1, 2, 3))
     cfg = train_configs("tiny", support_offsets=(-1, 1))
     assert cfg[0].num_support == 2 and cfg[1].offsets == (-1, 1)
 

@@ -127,18 +127,19 @@ def resolve_heads(model, heads: str | None, asked: str = "--heads fami") -> tupl
         return heads or "fami", None
     path, kind = info.get("path", "the checkpoint"), info.get("format", "backbone")
     what = {"hrnet": "a pose-HRNet", "dcpose": "a DCPose", "famipose": "a single-frame"}.get(kind, "a backbone-only")
-    if heads == "fami" and info.get("schema") == "coco":
-        raise ConfigError(
-            f"{asked}: {path} is {what} checkpoint of COCO keypoints; only its single-frame HRNet is trained, "
-            "not FAMI-Pose's temporal modules; fine-tune it on PoseTrack (famipose train --single-frame "
-            f"--backbone {path}), then train them: famipose train --backbone RUN/last.pt --freeze-backbone"
-            + (" (or use --heads backbone)" if asked.startswith("--heads") else "")
-        )
     if heads == "fami":
+        coco = info.get("schema") == "coco"  # its heatmaps are COCO's: stage 1 on PoseTrack comes first
+        how = (
+            f"fine-tune it on PoseTrack (famipose train --single-frame --backbone {path}), then train them: "
+            "famipose train --backbone RUN/last.pt --freeze-backbone"
+            if coco
+            else f"train them first: famipose train --backbone {path} --freeze-backbone --dataset posetrack18 "
+            "--root DATA"
+        )
+        of = " of COCO keypoints" if coco else ""
         raise ConfigError(
-            f"{asked}: {path} is {what} checkpoint; only its single-frame HRNet is trained, not FAMI-Pose's "
-            f"temporal modules; train them first: famipose train --backbone {path} --freeze-backbone "
-            "--dataset posetrack18 --root DATA" + (" (or use --heads backbone)" if asked.startswith("--heads") else "")
+            f"{asked}: {path} is {what} checkpoint{of}; only its single-frame HRNet is trained, not FAMI-Pose's "
+            f"temporal modules; {how}" + (" (or use --heads backbone)" if asked.startswith("--heads") else "")
         )
     note = None
     if heads is None:

@@ -181,12 +181,11 @@ def load_model(
             cfg = replace(cfg, schema=schema or ("posetrack" if kind == "dcpose" else "coco"))
             model, initialized = FamiPose(cfg), "backbone"
             load_strict(model.backbone, backbone, path, what="backbone")
-    if schema is not None and schema != model.cfg.schema:
-        if initialized == "all" or kind == "famipose":
-            raise CheckpointError(
-                f"{path}: a {kind} checkpoint of {model.cfg.schema} keypoints; --schema {schema} applies to "
-                "pose-HRNet and DCPose checkpoints only"
-            )
+    if schema is not None and schema != model.cfg.schema:  # pose-HRNet and DCPose took it above
+        raise CheckpointError(
+            f"{path}: a {kind} checkpoint of {model.cfg.schema} keypoints; --schema {schema} applies to "
+            "pose-HRNet and DCPose checkpoints only"
+        )
     _refuse_non_finite(model, path)
     model.checkpoint_info = {
         "path": str(path),

@@ -44,11 +44,6 @@ ATTRIBUTION = (
 )
 
 
-def joint_index(name: str | None) -> int | None:
-    """Index of a joint name, or None for all joints. Raises ConfigError listing the valid names."""
-    return None if name is None else keypoints.joint_index(name)
-
-
 def visualize(
     kind: str,
     source: ClipSource,
@@ -80,7 +75,9 @@ def visualize(
     if kind not in KINDS:
         raise ConfigError(f"unknown figure {kind!r}; choose from: {', '.join(KINDS)}")
     check_output(out)
-    joint_index(joint)  # a name famipose knows, before anything loads
+    known = dict.fromkeys(n for schema in keypoints.SCHEMAS.values() for n in schema.names)
+    if joint is not None and joint not in known:  # a name of any schema, before anything loads
+        raise ConfigError(f"unknown joint {joint!r}; choose from: {', '.join(known)}")
     if kind == "mi" and source.root is None:
         raise InputError("viz mi needs ground truth: select the clip with --root DIR --seq NAME")
     weights = Path(weights) if weights is not None else demo.default_weights()
